@@ -1,0 +1,195 @@
+//! Every failure the adapter reports, with the Prisma code a Prisma user already handles.
+//! The single place where driver errors become Prisma's.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorKind {
+    /// Bad input: Prisma's `PrismaClientValidationError` (no code).
+    Validation,
+    /// A known request error with a Prisma code (P2002, P2025, P2028, ...).
+    Known(&'static str),
+    /// Could not reach or open the database (Prisma's P1001-style init errors).
+    Connection(&'static str),
+    /// Anything else the database reported.
+    Database,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meta {
+    pub model_name: Option<String>,
+    /// The fields of a violated unique constraint.
+    pub target: Option<Vec<String>>,
+    /// What a P2025 was doing ("an update", "a delete").
+    pub operation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KavachError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub meta: Meta,
+}
+
+pub type Result<T, E = KavachError> = std::result::Result<T, E>;
+
+impl KavachError {
+    pub fn validation(method: &str, message: impl fmt::Display) -> Self {
+        Self {
+            kind: ErrorKind::Validation,
+            message: format!("Invalid `{method}()` invocation: {message}"),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn unique_violation(model: &str, fields: Vec<String>) -> Self {
+        let list = fields
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Self {
+            kind: ErrorKind::Known("P2002"),
+            message: format!("Unique constraint failed on the fields: ({list})"),
+            meta: Meta {
+                model_name: Some(model.into()),
+                target: Some(fields),
+                operation: None,
+            },
+        }
+    }
+
+    /// P2025: an update or delete found no row.
+    pub fn record_not_found(model: &str, operation: &str) -> Self {
+        Self {
+            kind: ErrorKind::Known("P2025"),
+            message: format!(
+                "An operation failed because it depends on one or more records that were required but not found. No record was found for {operation}."
+            ),
+            meta: Meta {
+                model_name: Some(model.into()),
+                target: None,
+                operation: Some(operation.into()),
+            },
+        }
+    }
+
+    /// P2028: the interactive transaction API misused (closed, expired, not started in time).
+    pub fn transaction(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Known("P2028"),
+            message: format!("Transaction API error: {}", message.into()),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn connection(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Connection(code),
+            message: message.into(),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn database(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Database,
+            message: message.into(),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn code(&self) -> Option<&'static str> {
+        match self.kind {
+            ErrorKind::Known(code) | ErrorKind::Connection(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The JS `Error.name` users see, as Prisma names its error classes.
+    pub fn js_name(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Validation => "PrismaClientValidationError",
+            ErrorKind::Known(_) => "PrismaClientKnownRequestError",
+            ErrorKind::Connection(_) => "PrismaClientInitializationError",
+            ErrorKind::Database => "PrismaClientUnknownRequestError",
+        }
+    }
+}
+
+impl fmt::Display for KavachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KavachError {}
+
+/// What a statement was doing when the driver failed, so the error can name it.
+pub struct ErrorContext<'a> {
+    pub model: &'a crate::schema::Model,
+}
+
+/// Maps a driver error to Prisma's shape. Unique violations name the model's fields
+/// (resolved from the columns or index name the database reports).
+pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachError {
+    match err {
+        sqlx::Error::Database(db) => {
+            if db.kind() == sqlx::error::ErrorKind::UniqueViolation {
+                if let Some(ctx) = ctx {
+                    let fields = unique_fields_from_message(ctx.model, db.message());
+                    return KavachError::unique_violation(&ctx.model.name, fields);
+                }
+            }
+            if is_busy(db.code().as_deref()) {
+                return KavachError {
+                    kind: ErrorKind::Known("P1008"),
+                    message: format!("Operations timed out: the database is locked ({})", db.message()),
+                    meta: Meta::default(),
+                };
+            }
+            KavachError::database(format!("Database error: {}", db.message()))
+        }
+        sqlx::Error::PoolTimedOut => KavachError {
+            kind: ErrorKind::Known("P2024"),
+            message: "Timed out fetching a new connection from the connection pool.".into(),
+            meta: Meta::default(),
+        },
+        sqlx::Error::PoolClosed => KavachError::database("The adapter was closed: create a new one."),
+        other => KavachError::database(format!("Database error: {other}")),
+    }
+}
+
+fn is_busy(code: Option<&str>) -> bool {
+    // SQLITE_BUSY (5) and its extended codes.
+    matches!(code, Some("5") | Some("261") | Some("517") | Some("773"))
+}
+
+/// SQLite reports `UNIQUE constraint failed: kavach_users.email, kavach_users.x`;
+/// others name the index. Either way, answer with the model's field names.
+fn unique_fields_from_message(model: &crate::schema::Model, message: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    if let Some((_, cols)) = message.split_once("constraint failed:") {
+        for qualified in cols.split(',') {
+            let column = qualified.trim().rsplit('.').next().unwrap_or_default();
+            if let Some(f) = model.fields.iter().find(|f| f.column == column) {
+                fields.push(f.name.clone());
+            }
+        }
+    }
+    if fields.is_empty() {
+        for f in &model.fields {
+            if (f.unique || f.id) && message.contains(&model.unique_index_name(f)) {
+                fields.push(f.name.clone());
+            }
+        }
+    }
+    if fields.is_empty() {
+        if let Some(id) = model.fields.iter().find(|f| f.id) {
+            if message.contains("PRIMARY") || message.contains("pkey") {
+                fields.push(id.name.clone());
+            }
+        }
+    }
+    fields
+}

@@ -1,0 +1,297 @@
+//! Conversions across the napi boundary, on the JS thread: JS arguments into owned
+//! [`JsValue`] trees, and results (records, Dates, parsed JSON, errors with Prisma's
+//! `code` and `meta`) into JS values. Raw N-API calls keep this lean.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, Unknown, ValidateNapiValue};
+use napi::{sys, ValueType};
+
+use crate::db::{Outcome, Record};
+use crate::error::KavachError;
+use crate::value::{JsValue, Value};
+
+/// JSON nesting deeper than this is refused (and cycles end here too).
+const MAX_DEPTH: usize = 128;
+
+fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::from_reason(format!("N-API call failed: {what}")))
+    }
+}
+
+unsafe fn read(env: sys::napi_env, value: sys::napi_value, depth: usize) -> napi::Result<JsValue> {
+    let mut ty = 0;
+    check(sys::napi_typeof(env, value, &mut ty), "typeof")?;
+    Ok(match ty {
+        sys::ValueType::napi_undefined => JsValue::Undefined,
+        sys::ValueType::napi_null => JsValue::Null,
+        sys::ValueType::napi_boolean => {
+            let mut b = false;
+            check(sys::napi_get_value_bool(env, value, &mut b), "bool")?;
+            JsValue::Bool(b)
+        }
+        sys::ValueType::napi_number => {
+            let mut n = 0.0;
+            check(sys::napi_get_value_double(env, value, &mut n), "number")?;
+            JsValue::Number(n)
+        }
+        sys::ValueType::napi_string => JsValue::String(read_string(env, value)?),
+        sys::ValueType::napi_object if depth >= MAX_DEPTH => {
+            JsValue::Other("circular or too deeply nested object")
+        }
+        sys::ValueType::napi_object => {
+            let mut is_date = false;
+            check(sys::napi_is_date(env, value, &mut is_date), "is_date")?;
+            if is_date {
+                let mut ms = 0.0;
+                check(sys::napi_get_date_value(env, value, &mut ms), "date")?;
+                return Ok(JsValue::Date(ms));
+            }
+            let mut is_array = false;
+            check(sys::napi_is_array(env, value, &mut is_array), "is_array")?;
+            if is_array {
+                let mut len = 0;
+                check(sys::napi_get_array_length(env, value, &mut len), "array length")?;
+                let mut items = Vec::with_capacity(len as usize);
+                for i in 0..len {
+                    let mut item = ptr::null_mut();
+                    check(sys::napi_get_element(env, value, i, &mut item), "element")?;
+                    items.push(read(env, item, depth + 1)?);
+                }
+                return Ok(JsValue::Array(items));
+            }
+            let mut keys = ptr::null_mut();
+            check(
+                sys::napi_get_all_property_names(
+                    env,
+                    value,
+                    sys::KeyCollectionMode::own_only,
+                    sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                    sys::KeyConversion::numbers_to_strings,
+                    &mut keys,
+                ),
+                "property names",
+            )?;
+            let mut len = 0;
+            check(sys::napi_get_array_length(env, keys, &mut len), "key count")?;
+            let mut entries = Vec::with_capacity(len as usize);
+            for i in 0..len {
+                let mut key = ptr::null_mut();
+                check(sys::napi_get_element(env, keys, i, &mut key), "key")?;
+                let mut item = ptr::null_mut();
+                check(sys::napi_get_property(env, value, key, &mut item), "property")?;
+                entries.push((read_string(env, key)?, read(env, item, depth + 1)?));
+            }
+            JsValue::Object(entries)
+        }
+        sys::ValueType::napi_function => JsValue::Other("function"),
+        sys::ValueType::napi_symbol => JsValue::Other("symbol"),
+        sys::ValueType::napi_bigint => {
+            let mut text = ptr::null_mut();
+            check(sys::napi_coerce_to_string(env, value, &mut text), "bigint text")?;
+            JsValue::BigInt(read_string(env, text)?)
+        }
+        _ => JsValue::Other("external value"),
+    })
+}
+
+unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> napi::Result<String> {
+    let mut len = 0;
+    check(
+        sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len),
+        "string length",
+    )?;
+    let mut buf = vec![0u8; len + 1];
+    let mut written = 0;
+    check(
+        sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, len + 1, &mut written),
+        "string",
+    )?;
+    buf.truncate(written);
+    String::from_utf8(buf).map_err(|_| napi::Error::from_reason("string is not valid UTF-8"))
+}
+
+/// The positional arguments of a call, read off the JS array the wrapper passes.
+pub struct JsArgs(pub Vec<JsValue>);
+
+impl TypeName for JsArgs {
+    fn type_name() -> &'static str {
+        "unknown[]"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ValidateNapiValue for JsArgs {}
+
+impl FromNapiValue for JsArgs {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        match read(env, value, 0)? {
+            JsValue::Array(items) => Ok(JsArgs(items)),
+            other => Ok(JsArgs(vec![other])),
+        }
+    }
+}
+
+unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(
+        sys::napi_create_string_utf8(env, s.as_ptr() as *const c_char, s.len() as isize, &mut out),
+        "create string",
+    )?;
+    Ok(out)
+}
+
+unsafe fn number(env: sys::napi_env, n: f64) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_create_double(env, n, &mut out), "create number")?;
+    Ok(out)
+}
+
+unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_get_null(env, &mut out), "null")?;
+    Ok(out)
+}
+
+unsafe fn undefined(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_get_undefined(env, &mut out), "undefined")?;
+    Ok(out)
+}
+
+unsafe fn boolean(env: sys::napi_env, b: bool) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_get_boolean(env, b, &mut out), "boolean")?;
+    Ok(out)
+}
+
+unsafe fn object(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_create_object(env, &mut out), "create object")?;
+    Ok(out)
+}
+
+unsafe fn set(env: sys::napi_env, obj: sys::napi_value, key: &str, value: sys::napi_value) -> napi::Result<()> {
+    let key = string(env, key)?;
+    check(sys::napi_set_property(env, obj, key, value), "set property")
+}
+
+unsafe fn array<T>(
+    env: sys::napi_env,
+    items: &[T],
+    each: impl Fn(&T) -> napi::Result<sys::napi_value>,
+) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_create_array_with_length(env, items.len(), &mut out), "create array")?;
+    for (i, item) in items.iter().enumerate() {
+        check(sys::napi_set_element(env, out, i as u32, each(item)?), "set element")?;
+    }
+    Ok(out)
+}
+
+unsafe fn json(env: sys::napi_env, value: &serde_json::Value) -> napi::Result<sys::napi_value> {
+    match value {
+        serde_json::Value::Null => null(env),
+        serde_json::Value::Bool(b) => boolean(env, *b),
+        serde_json::Value::Number(n) => number(env, n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => string(env, s),
+        serde_json::Value::Array(items) => array(env, items, |item| json(env, item)),
+        serde_json::Value::Object(map) => {
+            let obj = object(env)?;
+            for (key, item) in map {
+                set(env, obj, key, json(env, item)?)?;
+            }
+            Ok(obj)
+        }
+    }
+}
+
+unsafe fn cell(env: sys::napi_env, value: &Value) -> napi::Result<sys::napi_value> {
+    match value {
+        Value::Null => null(env),
+        Value::Bool(b) => boolean(env, *b),
+        Value::Int(i) => number(env, *i as f64),
+        Value::Text(s) | Value::JsonText(s) => string(env, s),
+        Value::DateTime(ms) => {
+            let mut out = ptr::null_mut();
+            check(sys::napi_create_date(env, *ms as f64, &mut out), "create date")?;
+            Ok(out)
+        }
+        Value::Json(j) => json(env, j),
+    }
+}
+
+unsafe fn record(env: sys::napi_env, record: &Record) -> napi::Result<sys::napi_value> {
+    let obj = object(env)?;
+    for (field, value) in record.model.fields.iter().zip(&record.cells) {
+        set(env, obj, &field.name, cell(env, value)?)?;
+    }
+    Ok(obj)
+}
+
+/// The JS `Error` for a failure: Prisma's `name`, `code` and `meta` as real properties.
+unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi_value> {
+    let code = match err.code() {
+        Some(code) => string(env, code)?,
+        None => ptr::null_mut(),
+    };
+    let mut out = ptr::null_mut();
+    check(sys::napi_create_error(env, code, string(env, &err.message)?, &mut out), "create error")?;
+    set(env, out, "name", string(env, err.js_name())?)?;
+    let meta = &err.meta;
+    if meta.model_name.is_some() || meta.target.is_some() || meta.operation.is_some() {
+        let obj = object(env)?;
+        if let Some(model) = &meta.model_name {
+            set(env, obj, "modelName", string(env, model)?)?;
+        }
+        if let Some(target) = &meta.target {
+            set(env, obj, "target", array(env, target, |t| string(env, t))?)?;
+        }
+        if let Some(operation) = &meta.operation {
+            set(env, obj, "operation", string(env, operation)?)?;
+        }
+        set(env, out, "meta", obj)?;
+    }
+    Ok(out)
+}
+
+/// The settled value of an adapter call: resolves with the result or rejects with the
+/// Prisma-shaped error object.
+pub struct Reply(pub Result<Outcome, KavachError>);
+
+impl From<Result<Outcome, KavachError>> for Reply {
+    fn from(result: Result<Outcome, KavachError>) -> Self {
+        Reply(result)
+    }
+}
+
+impl TypeName for Reply {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for Reply {
+    unsafe fn to_napi_value(env: sys::napi_env, reply: Self) -> napi::Result<sys::napi_value> {
+        match reply.0 {
+            Ok(Outcome::Nothing) => undefined(env),
+            Ok(Outcome::Null) => null(env),
+            Ok(Outcome::Count(n)) => number(env, n as f64),
+            Ok(Outcome::Record(r)) => record(env, &r),
+            Ok(Outcome::Records(rs)) => array(env, &rs, |r| record(env, r)),
+            Err(err) => {
+                let js_error = error(env, &err)?;
+                Err(napi::Error::from(Unknown::from_raw_unchecked(env, js_error)))
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! kavach-native: the KavachOS Prisma adapter's methods served from Rust.
+//!
+//! The napi surface is deliberately small — a handle per adapter and per transaction,
+//! each with one `call(methodIndex, args)` — and `index.js` builds the camelCase
+//! adapter object on top of it from [`method_names`].
+
+#![deny(clippy::all)]
+
+pub mod config;
+pub mod db;
+pub mod dialect;
+pub mod error;
+mod js;
+pub mod methods;
+pub mod plan;
+pub mod schema;
+pub mod value;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::Status;
+use napi_derive::napi;
+use tokio::sync::OnceCell;
+
+use crate::db::{Adapter, Outcome, Transaction};
+use crate::error::KavachError;
+use crate::js::{JsArgs, Reply};
+use crate::methods::{Method, METHODS};
+
+#[napi(object, object_to_js = false)]
+pub struct AdapterOptions {
+    /// Create no tables on first use (you manage the schema yourself).
+    pub skip_migrations: Option<bool>,
+}
+
+fn method(index: u32) -> Result<&'static Method, KavachError> {
+    METHODS
+        .get(index as usize)
+        .ok_or_else(|| KavachError::database(format!("no adapter method has index {index}")))
+}
+
+/// One adapter: a database and its connections.
+#[napi]
+pub struct NativeAdapter {
+    inner: Arc<Adapter>,
+}
+
+#[napi]
+impl NativeAdapter {
+    /// Checks the URL and options at once; connects on first use.
+    #[napi(constructor)]
+    pub fn new(url: String, options: Option<AdapterOptions>) -> napi::Result<Self> {
+        let options = config::Options {
+            skip_migrations: options.and_then(|o| o.skip_migrations).unwrap_or(false),
+        };
+        let config = config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
+        Ok(NativeAdapter {
+            inner: Arc::new(Adapter::new(config)),
+        })
+    }
+
+    #[napi]
+    pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
+        let adapter = Arc::clone(&self.inner);
+        match method(method_index) {
+            Ok(m) => adapter.call(m, args.0).await.into(),
+            Err(e) => Reply(Err(e)),
+        }
+    }
+
+    /// A transaction handle; `begin()` on it starts the database transaction.
+    #[napi]
+    pub fn transaction(&self, timeout_ms: f64, max_wait_ms: f64) -> NativeTransaction {
+        NativeTransaction {
+            adapter: Arc::clone(&self.inner),
+            timeout: Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0),
+            max_wait: Duration::from_secs_f64(max_wait_ms.max(0.0) / 1000.0),
+            tx: Arc::new(OnceCell::new()),
+        }
+    }
+
+    #[napi]
+    pub async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+/// An interactive transaction: every call runs on its one connection until commit or
+/// rollback (or its timeout, after which calls fail with P2028).
+#[napi]
+pub struct NativeTransaction {
+    adapter: Arc<Adapter>,
+    timeout: Duration,
+    max_wait: Duration,
+    tx: Arc<OnceCell<Arc<Transaction>>>,
+}
+
+impl NativeTransaction {
+    fn started(&self) -> Result<Arc<Transaction>, KavachError> {
+        self.tx
+            .get()
+            .cloned()
+            .ok_or_else(|| KavachError::transaction("Transaction not started: call begin() first."))
+    }
+}
+
+#[napi]
+impl NativeTransaction {
+    #[napi]
+    pub async fn begin(&self) -> Reply {
+        let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
+        let result = adapter.begin(self.timeout, self.max_wait).await.and_then(|tx| {
+            cell.set(tx)
+                .map_err(|_| KavachError::transaction("Transaction already started."))
+        });
+        Reply(result.map(|_| Outcome::Nothing))
+    }
+
+    #[napi]
+    pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
+        let run = async {
+            let tx = self.started()?;
+            tx.call(method(method_index)?, args.0).await
+        };
+        run.await.into()
+    }
+
+    #[napi]
+    pub async fn commit(&self) -> Reply {
+        let run = async { self.started()?.commit().await };
+        Reply(run.await.map(|_| Outcome::Nothing))
+    }
+
+    #[napi]
+    pub async fn rollback(&self) -> Reply {
+        let run = async { self.started()?.rollback().await };
+        Reply(run.await.map(|_| Outcome::Nothing))
+    }
+}
+
+/// The adapter's method names, in the order `call` indexes them.
+#[napi]
+pub fn method_names() -> Vec<String> {
+    METHODS.iter().map(|m| m.name.to_string()).collect()
+}
+
+/// The embedded `schema.prisma` (the single model declaration).
+#[napi]
+pub fn schema_prisma() -> String {
+    schema::SCHEMA_PRISMA.to_string()
+}
+
+/// The DDL the adapter runs to create every missing table, for a provider.
+#[napi]
+pub fn schema_ddl(provider: String) -> napi::Result<Vec<String>> {
+    let dialect = match provider.as_str() {
+        "sqlite" => dialect::Dialect::Sqlite,
+        other => {
+            return Err(napi::Error::new(
+                Status::InvalidArg,
+                format!("unknown provider '{other}'; this build serves: sqlite"),
+            ))
+        }
+    };
+    Ok(schema::SCHEMA
+        .models
+        .iter()
+        .flat_map(|m| dialect.create_table(m))
+        .collect())
+}
+
+/// The models as data, for generating TypeScript types and checking parity.
+#[napi]
+pub fn schema_json() -> String {
+    let models: Vec<serde_json::Value> = schema::SCHEMA
+        .models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "table": m.table,
+                "fields": m.fields.iter().map(|f| serde_json::json!({
+                    "name": f.name,
+                    "column": f.column,
+                    "type": f.ty.prisma_name(),
+                    "optional": f.optional,
+                    "hasDefault": f.default.is_some(),
+                    "id": f.id,
+                    "unique": f.unique,
+                })).collect::<Vec<_>>(),
+                "indexes": m.indexes.iter().map(|i| serde_json::json!({
+                    "name": i.name,
+                    "fields": i.fields.iter().map(|&f| m.fields[f].name.clone()).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(models).to_string()
+}

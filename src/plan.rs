@@ -1,0 +1,709 @@
+//! From a method description and the caller's arguments to a [`Plan`]: validated values
+//! and the SQL to run, with no connection in sight. Any executor can run a plan.
+
+use sha2::{Digest, Sha256};
+
+use crate::dialect::Dialect;
+use crate::error::{KavachError, Result};
+use crate::methods::{Arg, Cmp, DerivedId, Dir, Method, Returns, Set, Shape};
+use crate::schema::{DefaultValue, Field, Model, ScalarType, SCHEMA};
+use crate::value::{json_text, parse_iso_input, JsValue, Value, MAX_DATE_MS};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+/// How many rows a statement yields and what the caller gets back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The first row or `null`.
+    Optional,
+    /// Every row.
+    Many,
+    /// Exactly one row; none is P2025 naming `operation`. `returns` says whether the
+    /// caller gets the row or nothing.
+    One {
+        operation: &'static str,
+        returns: Returns,
+    },
+    /// No rows: report nothing, or the number of rows affected.
+    Affected { returns: Returns },
+    /// No rows, but at least one must be affected (P2025 otherwise).
+    AffectedOne { operation: &'static str },
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub model: &'static Model,
+    pub statement: Statement,
+    pub expect: Expect,
+    pub writes: bool,
+}
+
+/// The current time, as the adapter's `deleteExpired*` methods compare with it.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan> {
+    let model = SCHEMA.model(method.model);
+    let mut builder = Builder::new(method, model, dialect, args)?;
+    let expect = match method.shape {
+        Shape::FindOne => {
+            let conds = builder.key_conditions()?;
+            builder.select(&conds, None, Some((1, 0)));
+            Expect::Optional
+        }
+        Shape::FindMany { fixed, order, page } => {
+            let mut conds = builder.key_conditions()?;
+            conds.extend(builder.filter_conditions()?);
+            for (field, literal) in fixed {
+                conds.push(Cond::new(model.field(field), Cmp::Eq, Value::Text(literal.to_string())));
+            }
+            let paging = match page {
+                Some(page) => Some(builder.paging(page)?),
+                None => None,
+            };
+            builder.select(&conds, order, paging);
+            Expect::Many
+        }
+        Shape::Create => {
+            let row = builder.record()?;
+            builder.insert(&row, None);
+            Expect::One {
+                operation: "a create",
+                returns: Returns::Row,
+            }
+        }
+        Shape::Upsert {
+            conflict,
+            update,
+            derived_id,
+        } => {
+            let mut row = match derived_id {
+                Some(derived) => builder.key_record(derived)?,
+                None => builder.record()?,
+            };
+            row.sort_by_key(|(i, _)| *i);
+            builder.insert(&row, Some((model.field(conflict), update)));
+            Expect::One {
+                operation: "an upsert",
+                returns: Returns::Row,
+            }
+        }
+        Shape::Update { set, returns } => {
+            let conds = builder.key_conditions()?;
+            let (selector, rest) = conds.split_first().expect("updates select a row");
+            let assignments = match set {
+                Set::Patch => builder.patch()?,
+                Set::Keys => rest.iter().map(|c| (c.field, c.value.clone())).collect(),
+                Set::Flag(field, flag) => vec![(model.field(field), Value::Bool(flag))],
+            };
+            if assignments.is_empty() {
+                builder.select(std::slice::from_ref(selector), None, Some((1, 0)));
+            } else {
+                builder.update(selector, &assignments, returns == Returns::Row);
+            }
+            match returns {
+                Returns::Row => Expect::One {
+                    operation: "an update",
+                    returns,
+                },
+                _ if assignments.is_empty() => Expect::One {
+                    operation: "an update",
+                    returns,
+                },
+                _ => Expect::AffectedOne {
+                    operation: "an update",
+                },
+            }
+        }
+        Shape::Delete => {
+            let conds = builder.key_conditions()?;
+            builder.delete(&conds);
+            Expect::AffectedOne {
+                operation: "a delete",
+            }
+        }
+        Shape::DeleteMany { expired, returns } => {
+            let mut conds = builder.key_conditions()?;
+            if let Some(field) = expired {
+                conds.push(Cond::new(
+                    model.field(field),
+                    CondCmp::Lt,
+                    Value::DateTime(now_millis()),
+                ));
+            }
+            builder.delete(&conds);
+            Expect::Affected { returns }
+        }
+    };
+    Ok(Plan {
+        model,
+        statement: builder.finish(),
+        expect,
+        writes: crate::methods::writes(method),
+    })
+}
+
+/// A comparison in a WHERE clause; `Lt` only appears in built-in conditions.
+#[derive(Debug, Clone)]
+struct Cond {
+    field: usize,
+    cmp: CondCmp,
+    value: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CondCmp {
+    Eq,
+    Gte,
+    Lte,
+    Lt,
+}
+
+impl From<Cmp> for CondCmp {
+    fn from(cmp: Cmp) -> Self {
+        match cmp {
+            Cmp::Eq => CondCmp::Eq,
+            Cmp::Gte => CondCmp::Gte,
+            Cmp::Lte => CondCmp::Lte,
+        }
+    }
+}
+
+impl Cond {
+    fn new(field: usize, cmp: impl Into<CondCmp>, value: Value) -> Self {
+        Cond {
+            field,
+            cmp: cmp.into(),
+            value,
+        }
+    }
+}
+
+struct Builder<'a> {
+    method: &'a Method,
+    model: &'static Model,
+    dialect: Dialect,
+    args: &'a [JsValue],
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(
+        method: &'a Method,
+        model: &'static Model,
+        dialect: Dialect,
+        args: &'a [JsValue],
+    ) -> Result<Self> {
+        if args.len() > method.args.len()
+            && args[method.args.len()..]
+                .iter()
+                .any(|a| *a != JsValue::Undefined)
+        {
+            return Err(KavachError::validation(
+                method.name,
+                format!(
+                    "expected at most {} argument(s), got {}",
+                    method.args.len(),
+                    args.len()
+                ),
+            ));
+        }
+        Ok(Builder {
+            method,
+            model,
+            dialect,
+            args,
+            sql: String::new(),
+            params: Vec::new(),
+        })
+    }
+
+    fn invalid(&self, message: impl std::fmt::Display) -> KavachError {
+        KavachError::validation(self.method.name, message)
+    }
+
+    fn arg(&self, i: usize) -> &JsValue {
+        self.args.get(i).unwrap_or(&JsValue::Undefined)
+    }
+
+    /// The argument of kind `kind`, with its position.
+    fn find_arg(&self, pick: impl Fn(&Arg) -> bool) -> Option<(usize, &Arg)> {
+        self.method.args.iter().enumerate().find(|(_, a)| pick(a))
+    }
+
+    fn key_conditions(&self) -> Result<Vec<Cond>> {
+        let mut conds = Vec::new();
+        for (i, arg) in self.method.args.iter().enumerate() {
+            if let Arg::Key(name) = arg {
+                let field_index = self.model.field(name);
+                let field = &self.model.fields[field_index];
+                let value = match self.arg(i) {
+                    JsValue::Undefined => {
+                        return Err(self.invalid(format!(
+                            "argument `{name}` (position {}) is required, got undefined",
+                            i + 1
+                        )))
+                    }
+                    js => convert(field, js).map_err(|e| self.invalid(format!("argument `{name}`: {e}")))?,
+                };
+                conds.push(Cond::new(field_index, Cmp::Eq, value));
+            }
+        }
+        Ok(conds)
+    }
+
+    fn object_arg(&self, i: usize, what: &str) -> Result<Option<&'a [(String, JsValue)]>> {
+        match self.args.get(i).unwrap_or(&JsValue::Undefined) {
+            JsValue::Undefined | JsValue::Null if what == "filter" => Ok(None),
+            JsValue::Object(entries) => Ok(Some(entries)),
+            other => Err(self.invalid(format!(
+                "argument {} ({what}) must be an object, got {}",
+                i + 1,
+                other.describe()
+            ))),
+        }
+    }
+
+    fn filter_conditions(&self) -> Result<Vec<Cond>> {
+        let Some((i, Arg::Filter(keys))) = self.find_arg(|a| matches!(a, Arg::Filter(_))) else {
+            return Ok(Vec::new());
+        };
+        let Some(entries) = self.object_arg(i, "filter")? else {
+            return Ok(Vec::new());
+        };
+        let page_keys = self.page_keys();
+        let mut conds = Vec::new();
+        for (key, js) in entries {
+            let Some(spec) = keys.iter().find(|k| k.key == key) else {
+                if page_keys.contains(&key.as_str()) {
+                    continue;
+                }
+                let known: Vec<&str> = keys.iter().map(|k| k.key).chain(page_keys.iter().copied()).collect();
+                return Err(self.invalid(format!(
+                    "unknown filter `{key}`; known filters: {}",
+                    known.join(", ")
+                )));
+            };
+            if *js == JsValue::Undefined {
+                continue;
+            }
+            let field_index = self.model.field(spec.field);
+            let field = &self.model.fields[field_index];
+            if spec.cmp != Cmp::Eq && *js == JsValue::Null {
+                return Err(self.invalid(format!("filter `{key}` must not be null")));
+            }
+            let value = convert(field, js).map_err(|e| self.invalid(format!("filter `{key}`: {e}")))?;
+            conds.push(Cond::new(field_index, spec.cmp, value));
+        }
+        Ok(conds)
+    }
+
+    fn page_keys(&self) -> Vec<&'static str> {
+        match self.method.shape {
+            Shape::FindMany { page: Some(p), .. } => vec![p.limit_key, p.offset_key],
+            _ => Vec::new(),
+        }
+    }
+
+    fn paging(&self, page: crate::methods::Page) -> Result<(i64, i64)> {
+        let entries = match self.find_arg(|a| matches!(a, Arg::Filter(_))) {
+            Some((i, _)) => self.object_arg(i, "filter")?.unwrap_or(&[]),
+            None => &[],
+        };
+        let get = |key: &str, default: i64| -> Result<i64> {
+            match entries.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                None | Some(JsValue::Undefined) => Ok(default),
+                Some(JsValue::Number(n)) if n.fract() == 0.0 && *n >= 0.0 && *n <= i32::MAX as f64 => {
+                    Ok(*n as i64)
+                }
+                Some(other) => Err(self.invalid(format!(
+                    "filter `{key}` must be a non-negative integer, got {}",
+                    other.describe()
+                ))),
+            }
+        };
+        Ok((get(page.limit_key, page.default_limit)?, get(page.offset_key, 0)?))
+    }
+
+    /// A create input: every required field, defaults filled in, unknown keys refused.
+    fn record(&self) -> Result<Vec<(usize, Value)>> {
+        let (i, _) = self
+            .find_arg(|a| matches!(a, Arg::Record))
+            .expect("record methods take a record");
+        let entries = self.object_arg(i, "input")?.expect("inputs are required objects");
+        self.reject_unknown(entries)?;
+        let mut row = Vec::with_capacity(self.model.fields.len());
+        for (index, field) in self.model.fields.iter().enumerate() {
+            let given = entries
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == field.name)
+                .map(|(_, v)| v)
+                .filter(|v| **v != JsValue::Undefined);
+            let value = match (given, &field.default) {
+                (Some(js), _) => convert(field, js)
+                    .map_err(|e| self.invalid(format!("field `{}`: {e}", field.name)))?,
+                (None, Some(default)) => default_value(default),
+                (None, None) if field.optional => continue,
+                (None, None) => {
+                    return Err(self.invalid(format!(
+                        "missing required field `{}` ({}) of {}",
+                        field.name,
+                        field.ty.prisma_name(),
+                        self.model.name
+                    )))
+                }
+            };
+            row.push((index, value));
+        }
+        Ok(row)
+    }
+
+    /// A record assembled from `Key` arguments plus a derived id (upsertRateLimit).
+    fn key_record(&self, derived: DerivedId) -> Result<Vec<(usize, Value)>> {
+        let conds = self.key_conditions()?;
+        let mut row: Vec<(usize, Value)> = conds.into_iter().map(|c| (c.field, c.value)).collect();
+        match derived {
+            DerivedId::RateLimitWindow => {
+                let text = |name: &str| -> String {
+                    match row.iter().find(|(i, _)| *i == self.model.field(name)) {
+                        Some((_, Value::Text(s))) => s.clone(),
+                        Some((_, Value::DateTime(ms))) => ms.to_string(),
+                        _ => String::new(),
+                    }
+                };
+                let seed = format!(
+                    "{}:{}:{}",
+                    text("agentId"),
+                    text("resource"),
+                    text("windowStart")
+                );
+                let digest = Sha256::digest(seed.as_bytes());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                row.push((self.model.id_field(), Value::Text(hex[..32].to_string())));
+            }
+        }
+        Ok(row)
+    }
+
+    fn patch(&self) -> Result<Vec<(usize, Value)>> {
+        let (i, _) = self
+            .find_arg(|a| matches!(a, Arg::Patch))
+            .expect("patch methods take data");
+        let entries = self.object_arg(i, "data")?.expect("data is a required object");
+        self.reject_unknown(entries)?;
+        let mut assignments: Vec<(usize, Value)> = Vec::new();
+        for (key, js) in entries {
+            if *js == JsValue::Undefined {
+                continue;
+            }
+            let index = self.model.field(key);
+            let value = convert(&self.model.fields[index], js)
+                .map_err(|e| self.invalid(format!("field `{key}`: {e}")))?;
+            assignments.retain(|(i, _)| *i != index);
+            assignments.push((index, value));
+        }
+        assignments.sort_by_key(|(i, _)| *i);
+        Ok(assignments)
+    }
+
+    fn reject_unknown(&self, entries: &[(String, JsValue)]) -> Result<()> {
+        for (key, _) in entries {
+            if self.model.field_index(key).is_none() {
+                return Err(self.invalid(format!(
+                    "unknown field `{key}` for {}; fields are: {}",
+                    self.model.name,
+                    self.model
+                        .fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- SQL text ----
+
+    fn bind(&mut self, value: Value) {
+        self.params.push(value);
+        let placeholder = self.dialect.placeholder(self.params.len());
+        self.sql.push_str(placeholder);
+    }
+
+    fn column(&self, field: usize) -> String {
+        self.dialect.quote(&self.model.fields[field].column)
+    }
+
+    fn column_list(&self) -> String {
+        (0..self.model.fields.len())
+            .map(|i| self.column(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn table(&self) -> String {
+        self.dialect.quote(&self.model.table)
+    }
+
+    fn where_clause(&mut self, conds: &[Cond]) {
+        for (n, cond) in conds.iter().enumerate() {
+            self.sql.push_str(if n == 0 { " WHERE " } else { " AND " });
+            let column = self.column(cond.field);
+            self.sql.push_str(&column);
+            if cond.value == Value::Null {
+                self.sql.push_str(" IS NULL");
+                continue;
+            }
+            self.sql.push_str(match cond.cmp {
+                CondCmp::Eq => " = ",
+                CondCmp::Gte => " >= ",
+                CondCmp::Lte => " <= ",
+                CondCmp::Lt => " < ",
+            });
+            self.bind(cond.value.clone());
+        }
+    }
+
+    fn select(&mut self, conds: &[Cond], order: Option<(&str, Dir)>, page: Option<(i64, i64)>) {
+        self.sql = format!("SELECT {} FROM {}", self.column_list(), self.table());
+        self.where_clause(conds);
+        if let Some((field, dir)) = order {
+            let column = self.column(self.model.field(field));
+            let dir = match dir {
+                Dir::Asc => "ASC",
+                Dir::Desc => "DESC",
+            };
+            self.sql.push_str(&format!(" ORDER BY {column} {dir}"));
+        }
+        if let Some((limit, offset)) = page {
+            self.sql.push_str(" LIMIT ");
+            self.bind(Value::Int(limit));
+            self.sql.push_str(" OFFSET ");
+            self.bind(Value::Int(offset));
+        }
+    }
+
+    fn insert(&mut self, row: &[(usize, Value)], upsert: Option<(usize, &[&str])>) {
+        let columns: Vec<String> = row.iter().map(|(i, _)| self.column(*i)).collect();
+        self.sql = format!("INSERT INTO {} ({}) VALUES (", self.table(), columns.join(", "));
+        for (n, (_, value)) in row.iter().enumerate() {
+            if n > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind(value.clone());
+        }
+        self.sql.push(')');
+        if let Some((conflict, update)) = upsert {
+            let sets: Vec<String> = update
+                .iter()
+                .map(|f| {
+                    let col = self.column(self.model.field(f));
+                    format!("{col} = excluded.{col}")
+                })
+                .collect();
+            self.sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                self.column(conflict),
+                sets.join(", ")
+            ));
+        }
+        self.returning();
+    }
+
+    fn update(&mut self, selector: &Cond, assignments: &[(usize, Value)], returning: bool) {
+        self.sql = format!("UPDATE {} SET ", self.table());
+        for (n, (field, value)) in assignments.iter().enumerate() {
+            if n > 0 {
+                self.sql.push_str(", ");
+            }
+            let column = self.column(*field);
+            self.sql.push_str(&column);
+            self.sql.push_str(" = ");
+            self.bind(value.clone());
+        }
+        self.where_clause(std::slice::from_ref(selector));
+        if returning {
+            self.returning();
+        }
+    }
+
+    fn delete(&mut self, conds: &[Cond]) {
+        self.sql = format!("DELETE FROM {}", self.table());
+        self.where_clause(conds);
+    }
+
+    fn returning(&mut self) {
+        let list = self.column_list();
+        self.sql.push_str(" RETURNING ");
+        self.sql.push_str(&list);
+    }
+
+    fn finish(self) -> Statement {
+        Statement {
+            sql: self.sql,
+            params: self.params,
+        }
+    }
+}
+
+fn default_value(default: &DefaultValue) -> Value {
+    match default {
+        DefaultValue::String(s) => Value::Text(s.clone()),
+        DefaultValue::Int(i) => Value::Int(*i),
+        DefaultValue::Boolean(b) => Value::Bool(*b),
+    }
+}
+
+/// Converts a JS value to the field's type, as Prisma validates it.
+pub fn convert(field: &Field, js: &JsValue) -> std::result::Result<Value, String> {
+    if field.ty == ScalarType::Json {
+        // Prisma 7 accepts `null` for any Json field and stores the JSON text `null`.
+        return json_text(js)
+            .map(Value::JsonText)
+            .map_err(|e| format!("{} cannot be stored as JSON", e.0));
+    }
+    if *js == JsValue::Null {
+        return if field.optional {
+            Ok(Value::Null)
+        } else {
+            Err(format!("must not be null ({} is required)", field.ty.prisma_name()))
+        };
+    }
+    match (field.ty, js) {
+        (ScalarType::String, JsValue::String(s)) => Ok(Value::Text(s.clone())),
+        // Like Prisma: fractions are truncated toward zero; the range is what a JS number
+        // holds exactly (Prisma writes larger values, then fails to read them back).
+        (ScalarType::Int, JsValue::Number(n)) if n.is_finite() => {
+            let whole = n.trunc();
+            if whole.abs() > MAX_SAFE_INTEGER {
+                Err(format!("{} is beyond the integers a JS number holds exactly", js.describe()))
+            } else {
+                Ok(Value::Int(whole as i64))
+            }
+        }
+        (ScalarType::Boolean, JsValue::Bool(b)) => Ok(Value::Bool(*b)),
+        (ScalarType::DateTime, JsValue::Date(ms)) => {
+            if ms.is_finite() && ms.abs() <= MAX_DATE_MS {
+                Ok(Value::DateTime(*ms as i64))
+            } else {
+                Err("got an invalid Date".into())
+            }
+        }
+        (ScalarType::DateTime, JsValue::String(s)) => parse_iso_input(s)
+            .filter(|ms| (*ms as f64).abs() <= MAX_DATE_MS)
+            .map(Value::DateTime)
+            .ok_or_else(|| {
+                format!("expected a Date or an ISO-8601 date-time string, got {}", js.describe())
+            }),
+        _ => Err(format!("expected {}, got {}", expected(field.ty), js.describe())),
+    }
+}
+
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+fn expected(ty: ScalarType) -> &'static str {
+    match ty {
+        ScalarType::String => "a string",
+        ScalarType::Int => "an integer",
+        ScalarType::Boolean => "a boolean",
+        ScalarType::DateTime => "a Date or an ISO-8601 date-time string",
+        ScalarType::Json => "a JSON value",
+    }
+}
+
+pub fn method_by_name(name: &str) -> Option<&'static Method> {
+    crate::methods::METHODS.iter().find(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(entries: &[(&str, JsValue)]) -> JsValue {
+        JsValue::Object(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+    fn s(v: &str) -> JsValue {
+        JsValue::String(v.into())
+    }
+
+    #[test]
+    fn find_by_unique_key() {
+        let p = plan(method_by_name("findUserByEmail").unwrap(), &[s("a@b.c")], Dialect::Sqlite).unwrap();
+        assert!(p.statement.sql.ends_with("FROM \"kavach_users\" WHERE \"email\" = ? LIMIT ? OFFSET ?"));
+        assert_eq!(p.statement.params[0], Value::Text("a@b.c".into()));
+        assert_eq!(p.expect, Expect::Optional);
+    }
+
+    #[test]
+    fn undefined_key_is_rejected_with_method_and_argument() {
+        let err = plan(method_by_name("findAgentById").unwrap(), &[], Dialect::Sqlite).unwrap_err();
+        assert!(err.message.contains("findAgentById") && err.message.contains("`id`"), "{}", err.message);
+    }
+
+    #[test]
+    fn query_audit_logs_defaults_and_ranges() {
+        let m = method_by_name("queryAuditLogs").unwrap();
+        let p = plan(m, &[obj(&[("agentId", s("a")), ("since", JsValue::Date(0.0))])], Dialect::Sqlite).unwrap();
+        assert!(p.statement.sql.contains("WHERE \"agent_id\" = ? AND \"timestamp\" >= ? ORDER BY \"timestamp\" DESC LIMIT ? OFFSET ?"), "{}", p.statement.sql);
+        assert_eq!(&p.statement.params[2..], &[Value::Int(100), Value::Int(0)]);
+        let err = plan(m, &[obj(&[("agentID", s("a"))])], Dialect::Sqlite).unwrap_err();
+        assert!(err.message.contains("unknown filter `agentID`"));
+    }
+
+    #[test]
+    fn create_fills_defaults_and_refuses_missing_or_unknown_fields() {
+        let m = method_by_name("createAgent").unwrap();
+        let base = vec![
+            ("id", s("a1")),
+            ("ownerId", s("u1")),
+            ("name", s("n")),
+            ("type", s("autonomous")),
+            ("tokenHash", s("h")),
+            ("tokenPrefix", s("p")),
+            ("createdAt", JsValue::Date(0.0)),
+            ("updatedAt", s("2025-01-02T03:04:05.678Z")),
+        ];
+        let p = plan(m, &[obj(&base)], Dialect::Sqlite).unwrap();
+        assert!(p.statement.params.contains(&Value::Text("active".into())));
+        assert!(p.statement.sql.contains("RETURNING"));
+        let mut missing = base.clone();
+        missing.remove(4);
+        let err = plan(m, &[obj(&missing)], Dialect::Sqlite).unwrap_err();
+        assert!(err.message.contains("createAgent") && err.message.contains("`tokenHash`"));
+        let mut unknown = base.clone();
+        unknown.push(("bogus", JsValue::Number(1.0)));
+        assert!(plan(m, &[obj(&unknown)], Dialect::Sqlite).unwrap_err().message.contains("`bogus`"));
+        let mut wrong = base;
+        wrong[2] = ("name", JsValue::Number(42.0));
+        assert!(plan(m, &[obj(&wrong)], Dialect::Sqlite).unwrap_err().message.contains("expected a string, got number 42"));
+    }
+
+    #[test]
+    fn rate_limit_id_is_derived_like_the_ts_adapter() {
+        let m = method_by_name("upsertRateLimit").unwrap();
+        let p = plan(m, &[s("agent"), s("res"), JsValue::Date(1_700_000_000_000.0), JsValue::Number(3.0)], Dialect::Sqlite).unwrap();
+        let digest = Sha256::digest(b"agent:res:1700000000000");
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(p.statement.params.contains(&Value::Text(hex[..32].to_string())));
+        assert!(p.statement.sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"count\" = excluded.\"count\""));
+    }
+
+    #[test]
+    fn empty_update_reads_the_row_and_still_requires_it() {
+        let m = method_by_name("updateUser").unwrap();
+        let p = plan(m, &[s("u1"), obj(&[("name", JsValue::Undefined)])], Dialect::Sqlite).unwrap();
+        assert!(p.statement.sql.starts_with("SELECT"));
+        assert!(matches!(p.expect, Expect::One { .. }));
+        let err = plan(m, &[s("u1"), obj(&[("banned", JsValue::Null)])], Dialect::Sqlite).unwrap_err();
+        assert!(err.message.contains("`banned`") && err.message.contains("must not be null"));
+    }
+}
