@@ -60,7 +60,7 @@ impl NativeAdapter {
         })
     }
 
-    #[napi]
+    #[napi(ts_args_type = "methodIndex: number, args: unknown[]", ts_return_type = "Promise<unknown>")]
     pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
         let adapter = Arc::clone(&self.inner);
         match method(method_index) {
@@ -107,7 +107,7 @@ impl NativeTransaction {
 
 #[napi]
 impl NativeTransaction {
-    #[napi]
+    #[napi(ts_return_type = "Promise<void>")]
     pub async fn begin(&self) -> Reply {
         let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
         let result = adapter.begin(self.timeout, self.max_wait).await.and_then(|tx| {
@@ -117,7 +117,7 @@ impl NativeTransaction {
         Reply(result.map(|_| Outcome::Nothing))
     }
 
-    #[napi]
+    #[napi(ts_args_type = "methodIndex: number, args: unknown[]", ts_return_type = "Promise<unknown>")]
     pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
         let run = async {
             let tx = self.started()?;
@@ -126,13 +126,13 @@ impl NativeTransaction {
         run.await.into()
     }
 
-    #[napi]
+    #[napi(ts_return_type = "Promise<void>")]
     pub async fn commit(&self) -> Reply {
         let run = async { self.started()?.commit().await };
         Reply(run.await.map(|_| Outcome::Nothing))
     }
 
-    #[napi]
+    #[napi(ts_return_type = "Promise<void>")]
     pub async fn rollback(&self) -> Reply {
         let run = async { self.started()?.rollback().await };
         Reply(run.await.map(|_| Outcome::Nothing))
@@ -143,6 +143,12 @@ impl NativeTransaction {
 #[napi]
 pub fn method_names() -> Vec<String> {
     METHODS.iter().map(|m| m.name.to_string()).collect()
+}
+
+/// Every method as data (arguments, result kind), for generating `index.d.ts`.
+#[napi]
+pub fn methods_json() -> String {
+    serde_json::Value::Array(METHODS.iter().map(Method::describe).collect()).to_string()
 }
 
 /// The embedded `schema.prisma` (the single model declaration).

@@ -390,6 +390,56 @@ pub static METHODS: &[Method] = &[
     update("updateApprovalRequest", APPROVAL, &[Key("id"), Patch]),
 ];
 
+impl Method {
+    /// What the call resolves with: "row", "rowOrNull", "rows", "void" or "count".
+    pub fn resolves_with(&self) -> &'static str {
+        match self.shape {
+            Shape::FindOne => "rowOrNull",
+            Shape::FindMany { .. } => "rows",
+            Shape::Create | Shape::Upsert { .. } => "row",
+            Shape::Update {
+                returns: Returns::Row,
+                ..
+            } => "row",
+            Shape::DeleteMany {
+                returns: Returns::Count,
+                ..
+            } => "count",
+            _ => "void",
+        }
+    }
+
+    /// The method as data, for generating its TypeScript signature.
+    pub fn describe(&self) -> serde_json::Value {
+        let page = match self.shape {
+            Shape::FindMany { page: Some(p), .. } => {
+                serde_json::json!({ "limitKey": p.limit_key, "offsetKey": p.offset_key, "defaultLimit": p.default_limit })
+            }
+            _ => serde_json::Value::Null,
+        };
+        let args: Vec<serde_json::Value> = self
+            .args
+            .iter()
+            .map(|arg| match arg {
+                Key(field) => serde_json::json!({ "kind": "key", "field": field }),
+                Record => serde_json::json!({ "kind": "record" }),
+                Patch => serde_json::json!({ "kind": "patch" }),
+                Arg::Filter(keys) => serde_json::json!({
+                    "kind": "filter",
+                    "keys": keys.iter().map(|k| serde_json::json!({ "key": k.key, "field": k.field })).collect::<Vec<_>>(),
+                    "page": page,
+                }),
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "model": self.model,
+            "args": args,
+            "resolvesWith": self.resolves_with(),
+        })
+    }
+}
+
 /// Does the method write? Writes go to the single writer connection.
 pub fn writes(method: &Method) -> bool {
     !matches!(method.shape, Shape::FindOne | Shape::FindMany { .. })

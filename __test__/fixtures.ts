@@ -1,0 +1,172 @@
+// Valid create inputs for every model the adapter's methods reach, and a fresh
+// in-memory adapter per test.
+import { createAdapter } from '../index.js'
+
+export const T0 = new Date('2025-01-02T03:04:05.678Z')
+export const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs)
+
+let counter = 0
+export const uid = (prefix: string) => `${prefix}-${++counter}`
+
+export function memoryAdapter() {
+  return createAdapter(':memory:')
+}
+
+export const make = {
+  user: (over: Record<string, unknown> = {}) => ({
+    id: uid('user'),
+    email: `${uid('mail')}@example.com`,
+    name: 'Alice',
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  }),
+  agent: (over: Record<string, unknown> = {}) => ({
+    id: uid('agent'),
+    ownerId: 'user-1',
+    name: 'agent',
+    type: 'autonomous',
+    tokenHash: uid('hash'),
+    tokenPrefix: 'kv_',
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  }),
+  permission: (over: Record<string, unknown> = {}) => ({
+    id: uid('perm'),
+    agentId: 'agent-1',
+    resource: 'mcp:github:*',
+    actions: ['read', 'write'],
+    createdAt: T0,
+    ...over,
+  }),
+  delegationChain: (over: Record<string, unknown> = {}) => ({
+    id: uid('chain'),
+    fromAgentId: 'agent-1',
+    toAgentId: 'agent-2',
+    permissions: [{ resource: 'x', actions: ['read'] }],
+    expiresAt: at(86_400_000),
+    createdAt: T0,
+    ...over,
+  }),
+  auditLog: (over: Record<string, unknown> = {}) => ({
+    id: uid('log'),
+    agentId: 'agent-1',
+    userId: 'user-1',
+    action: 'execute',
+    resource: 'mcp:github:create_issue',
+    result: 'allowed',
+    durationMs: 42,
+    timestamp: T0,
+    ...over,
+  }),
+  session: (over: Record<string, unknown> = {}) => ({
+    id: uid('session'),
+    userId: 'user-1',
+    expiresAt: new Date(Date.now() + 3_600_000),
+    createdAt: T0,
+    ...over,
+  }),
+  oauthClient: (over: Record<string, unknown> = {}) => ({
+    id: uid('oc'),
+    clientId: uid('client'),
+    redirectUris: ['https://app.example/cb'],
+    grantTypes: ['authorization_code'],
+    responseTypes: ['code'],
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  }),
+  oauthAccessToken: (over: Record<string, unknown> = {}) => ({
+    id: uid('at'),
+    accessToken: uid('access'),
+    refreshToken: uid('refresh'),
+    clientId: 'client-1',
+    userId: 'user-1',
+    scopes: 'openid profile',
+    accessTokenExpiresAt: at(3_600_000),
+    createdAt: T0,
+    ...over,
+  }),
+  oauthCode: (over: Record<string, unknown> = {}) => ({
+    id: uid('code'),
+    code: uid('c'),
+    clientId: 'client-1',
+    userId: 'user-1',
+    redirectUri: 'https://app.example/cb',
+    scopes: 'openid',
+    expiresAt: at(600_000),
+    createdAt: T0,
+    ...over,
+  }),
+  mcpServer: (over: Record<string, unknown> = {}) => ({
+    id: uid('mcp'),
+    name: 'github',
+    endpoint: `https://${uid('mcp')}.example/mcp`,
+    tools: ['create_issue'],
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  }),
+  apiKey: (over: Record<string, unknown> = {}) => ({
+    id: uid('key'),
+    userId: 'user-1',
+    name: 'ci',
+    keyHash: uid('keyhash'),
+    keyPrefix: 'kk_',
+    permissions: ['agents:read'],
+    createdAt: T0,
+    ...over,
+  }),
+  org: (over: Record<string, unknown> = {}) => ({
+    id: uid('org'),
+    name: 'Acme',
+    slug: uid('acme'),
+    ownerId: 'user-1',
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  }),
+  orgMember: (over: Record<string, unknown> = {}) => ({
+    id: uid('member'),
+    orgId: 'org-1',
+    userId: uid('user'),
+    joinedAt: T0,
+    ...over,
+  }),
+  orgInvitation: (over: Record<string, unknown> = {}) => ({
+    id: uid('invite'),
+    orgId: 'org-1',
+    email: 'bob@example.com',
+    invitedBy: 'user-1',
+    expiresAt: at(86_400_000),
+    createdAt: T0,
+    ...over,
+  }),
+  jwtRefreshToken: (over: Record<string, unknown> = {}) => ({
+    id: uid('jwt'),
+    tokenHash: uid('jwthash'),
+    userId: 'user-1',
+    expiresAt: at(86_400_000),
+    createdAt: T0,
+    ...over,
+  }),
+  trustScore: (over: Record<string, unknown> = {}) => ({
+    agentId: uid('agent'),
+    score: 85,
+    level: 'trusted',
+    factors: { successRate: 0.99, age: 30 },
+    computedAt: T0,
+    ...over,
+  }),
+  approvalRequest: (over: Record<string, unknown> = {}) => ({
+    id: uid('approval'),
+    agentId: 'agent-1',
+    userId: 'user-1',
+    action: 'deploy',
+    resource: 'prod',
+    expiresAt: at(3_600_000),
+    createdAt: T0,
+    ...over,
+  }),
+}

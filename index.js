@@ -1,0 +1,86 @@
+'use strict'
+// The adapter object users call. Everything below is plumbing: each camelCase method
+// forwards its arguments to the native handle; `transaction` orchestrates begin / fn /
+// commit-or-rollback so `fn`'s own return value and thrown error pass through untouched.
+
+const binding = require('./binding.js')
+
+const METHOD_NAMES = binding.methodNames()
+const DEFAULT_TIMEOUT_MS = 5000
+const DEFAULT_MAX_WAIT_MS = 2000
+const ISOLATION_LEVELS_SQLITE = ['Serializable']
+
+function bindMethods(handle) {
+  const adapter = {}
+  METHOD_NAMES.forEach((name, index) => {
+    adapter[name] = (...args) => handle.call(index, args)
+  })
+  return adapter
+}
+
+function validationError(message) {
+  const error = new Error(`Invalid \`transaction()\` invocation: ${message}`)
+  error.name = 'PrismaClientValidationError'
+  return error
+}
+
+function transactionSettings(options) {
+  if (options === undefined || options === null) {
+    return { timeout: DEFAULT_TIMEOUT_MS, maxWait: DEFAULT_MAX_WAIT_MS }
+  }
+  if (typeof options !== 'object') throw validationError('options must be an object')
+  const known = ['timeout', 'maxWait', 'isolationLevel']
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw validationError(`unknown option \`${key}\`; options are: ${known.join(', ')}`)
+  }
+  const duration = (key, fallback) => {
+    const value = options[key]
+    if (value === undefined) return fallback
+    if (typeof value !== 'number' || !(value >= 0)) throw validationError(`\`${key}\` must be a non-negative number of milliseconds`)
+    return value
+  }
+  const { isolationLevel } = options
+  if (isolationLevel !== undefined && !ISOLATION_LEVELS_SQLITE.includes(isolationLevel)) {
+    throw validationError(`isolationLevel '${isolationLevel}' is not available on SQLite; use ${ISOLATION_LEVELS_SQLITE.join(', ')}`)
+  }
+  return { timeout: duration('timeout', DEFAULT_TIMEOUT_MS), maxWait: duration('maxWait', DEFAULT_MAX_WAIT_MS) }
+}
+
+async function runTransaction(native, fn, options) {
+  if (typeof fn !== 'function') throw validationError('the first argument must be a function (tx) => Promise')
+  const { timeout, maxWait } = transactionSettings(options)
+  const handle = native.transaction(timeout, maxWait)
+  await handle.begin()
+  const tx = bindMethods(handle)
+  // A nested transaction joins the one already open, as Prisma's does.
+  tx.transaction = (inner) => Promise.resolve().then(() => inner(tx))
+  let result
+  try {
+    result = await fn(tx)
+  } catch (error) {
+    await handle.rollback().catch(() => {})
+    throw error
+  }
+  await handle.commit()
+  return result
+}
+
+/**
+ * Creates an adapter for a database URL. Synchronous: connecting and creating missing
+ * tables happen on first use. See index.d.ts for the accepted URL forms and options.
+ */
+function createAdapter(url, options) {
+  if (typeof url !== 'string') {
+    throw new TypeError(`createAdapter: the database URL must be a string, got ${url === null ? 'null' : typeof url}`)
+  }
+  const native = new binding.NativeAdapter(url, options ?? undefined)
+  const adapter = bindMethods(native)
+  adapter.transaction = (fn, txOptions) => runTransaction(native, fn, txOptions)
+  adapter.close = () => native.close()
+  return adapter
+}
+
+module.exports.createAdapter = createAdapter
+module.exports.schemaPrisma = binding.schemaPrisma
+module.exports.schemaDdl = binding.schemaDdl
+module.exports.methodNames = binding.methodNames
