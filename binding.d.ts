@@ -15,7 +15,7 @@ export declare class NativeAdapter {
   constructor(url: string, options?: AdapterOptions | undefined | null)
   call(methodIndex: number, args: unknown[]): Promise<unknown>
   /** A transaction handle; `begin()` on it starts the database transaction. */
-  transaction(timeoutMs: number, maxWaitMs: number): NativeTransaction
+  transaction(timeoutMs: number, maxWaitMs: number, isolationLevel?: string | undefined | null): NativeTransaction
   close(): Promise<void>
 }
 

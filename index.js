@@ -8,7 +8,6 @@ const binding = require('./binding.js')
 const METHOD_NAMES = binding.methodNames()
 const DEFAULT_TIMEOUT_MS = 5000
 const DEFAULT_MAX_WAIT_MS = 2000
-const ISOLATION_LEVELS_SQLITE = ['Serializable']
 
 function bindMethods(handle) {
   const adapter = {}
@@ -40,16 +39,14 @@ function transactionSettings(options) {
     return value
   }
   const { isolationLevel } = options
-  if (isolationLevel !== undefined && !ISOLATION_LEVELS_SQLITE.includes(isolationLevel)) {
-    throw validationError(`isolationLevel '${isolationLevel}' is not available on SQLite; use ${ISOLATION_LEVELS_SQLITE.join(', ')}`)
-  }
-  return { timeout: duration('timeout', DEFAULT_TIMEOUT_MS), maxWait: duration('maxWait', DEFAULT_MAX_WAIT_MS) }
+  if (isolationLevel !== undefined && typeof isolationLevel !== 'string') throw validationError('`isolationLevel` must be a string')
+  return { timeout: duration('timeout', DEFAULT_TIMEOUT_MS), maxWait: duration('maxWait', DEFAULT_MAX_WAIT_MS), isolationLevel }
 }
 
 async function runTransaction(native, fn, options) {
   if (typeof fn !== 'function') throw validationError('the first argument must be a function (tx) => Promise')
-  const { timeout, maxWait } = transactionSettings(options)
-  const handle = native.transaction(timeout, maxWait)
+  const { timeout, maxWait, isolationLevel } = transactionSettings(options)
+  const handle = native.transaction(timeout, maxWait, isolationLevel)
   await handle.begin()
   const tx = bindMethods(handle)
   // A nested transaction joins the one already open, as Prisma's does.

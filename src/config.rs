@@ -1,16 +1,57 @@
 //! Connection URLs as users already write them (Prisma's `file:` form, KavachOS's plain
-//! paths, `sqlite:` URLs, `:memory:`), turned into a [`Config`]. Never echoes a password.
+//! paths, `sqlite:` URLs, `:memory:`, `postgresql://`, `mysql://`) and the Prisma query
+//! parameters that apply, turned into a [`Config`]. Never echoes a password.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const ACCEPTED_FORMS: &str = "':memory:', 'file:./dev.db' (Prisma), './kavach.db' (a plain path), 'sqlite:./kavach.db'";
+pub const ACCEPTED_FORMS: &str = "':memory:', 'file:./dev.db' (Prisma), './kavach.db' (a plain path), 'sqlite:./kavach.db', 'postgresql://user:password@host:5432/db', 'mysql://user:password@host:3306/db'";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// A private in-memory database, alive until the adapter closes.
     Memory,
     File(PathBuf),
+    Postgres(Server),
+    Mysql(Server),
+}
+
+/// A database server and the Prisma URL parameters that apply to it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    /// Unix socket path (MySQL `socket`, or PostgreSQL `host=/path`).
+    pub socket: Option<String>,
+    pub user: String,
+    /// Kept out of every message and of `Debug` output elsewhere.
+    pub password: Option<String>,
+    pub database: Option<String>,
+    /// PostgreSQL `schema`: the search path.
+    pub schema: Option<String>,
+    pub connection_limit: Option<u32>,
+    pub pool_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub socket_timeout: Option<Duration>,
+    /// PostgreSQL `sslmode`; MySQL `sslaccept` (strict / accept_invalid_certs).
+    pub ssl_mode: Option<String>,
+    pub ssl_root_cert: Option<String>,
+    pub ssl_cert: Option<String>,
+    pub ssl_key: Option<String>,
+    /// PostgreSQL `pgbouncer=true`: no named prepared statements.
+    pub pgbouncer: bool,
+    pub statement_cache_size: Option<usize>,
+    pub application_name: Option<String>,
+}
+
+impl Server {
+    /// `host:port` (or the socket path) for messages: never the password.
+    pub fn location(&self) -> String {
+        match &self.socket {
+            Some(path) => format!("socket {path}"),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +70,7 @@ pub struct Options {
 }
 
 pub fn parse(url: &str, options: Options) -> Result<Config, String> {
+    let options = &options;
     let url = url.trim();
     if url.is_empty() {
         return Err(format!("createAdapter: the database URL is empty; accepted forms: {ACCEPTED_FORMS}"));
@@ -46,9 +88,15 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
                 None => rest,
             }
         }
+        Some("postgres" | "postgresql") => {
+            return Ok(config_for(Target::Postgres(server_config(url, 5432)?), options))
+        }
+        Some("mysql" | "mariadb") => {
+            return Ok(config_for(Target::Mysql(server_config(url, 3306)?), options))
+        }
         Some(other) => {
             return Err(format!(
-                "createAdapter: unsupported URL scheme '{other}:' (this build serves SQLite); accepted forms: {ACCEPTED_FORMS}"
+                "createAdapter: unsupported URL scheme '{other}:'; accepted forms: {ACCEPTED_FORMS}"
             ))
         }
     };
@@ -61,12 +109,7 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
         }
         path => Target::File(PathBuf::from(path)),
     };
-    let mut config = Config {
-        target,
-        busy_timeout: Duration::from_secs(5),
-        read_connections: 4,
-        skip_migrations: options.skip_migrations,
-    };
+    let mut config = config_for(target, options);
     for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
         match key {
             "socket_timeout" => {
@@ -81,6 +124,78 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
         }
     }
     Ok(config)
+}
+
+fn config_for(target: Target, options: &Options) -> Config {
+    Config {
+        target,
+        busy_timeout: Duration::from_secs(5),
+        read_connections: 4,
+        skip_migrations: options.skip_migrations,
+    }
+}
+
+/// Parses a `postgresql://` / `mysql://` URL. Messages name the host, never the password.
+fn server_config(text: &str, default_port: u16) -> Result<Server, String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("createAdapter: malformed database URL ({e}); expected e.g. 'postgresql://user:password@host:5432/db'")
+    })?;
+    let decode = |s: &str| {
+        percent_decode(s).map_err(|_| "createAdapter: the URL's user name or password is not valid percent-encoding".to_string())
+    };
+    let mut server = Server {
+        host: url.host_str().unwrap_or("localhost").trim_matches(['[', ']']).to_string(),
+        port: url.port().unwrap_or(default_port),
+        user: decode(url.username())?,
+        password: url.password().map(decode).transpose()?,
+        database: Some(decode(url.path().trim_start_matches('/'))?).filter(|d| !d.is_empty()),
+        pool_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+        ..Server::default()
+    };
+    if server.user.is_empty() {
+        server.user = "root".into();
+    }
+    let secs = |key: &str, value: &str| positive(key, value).map(Duration::from_secs_f64);
+    for (key, value) in url.query_pairs() {
+        let value = value.as_ref();
+        match key.as_ref() {
+            "connection_limit" => server.connection_limit = Some(positive(&key, value)?.max(1.0) as u32),
+            "pool_timeout" => server.pool_timeout = secs(&key, value)?,
+            "connect_timeout" => server.connect_timeout = secs(&key, value)?,
+            "socket_timeout" => server.socket_timeout = Some(secs(&key, value)?),
+            "schema" => server.schema = Some(value.to_string()),
+            "sslmode" | "sslaccept" => server.ssl_mode = Some(value.to_string()),
+            "sslrootcert" => server.ssl_root_cert = Some(value.to_string()),
+            "sslcert" => server.ssl_cert = Some(value.to_string()),
+            "sslkey" => server.ssl_key = Some(value.to_string()),
+            "pgbouncer" => server.pgbouncer = value == "true",
+            "statement_cache_size" => server.statement_cache_size = Some(positive(&key, value)? as usize),
+            "application_name" => server.application_name = Some(value.to_string()),
+            "socket" => server.socket = Some(value.to_string()),
+            "host" if value.starts_with('/') => server.socket = Some(value.to_string()),
+            // Other parameters Prisma or drivers know (e.g. `sslidentity`): ignored.
+            _ => {}
+        }
+    }
+    Ok(server)
+}
+
+fn percent_decode(s: &str) -> Result<String, ()> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or(())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
 }
 
 fn positive(key: &str, value: &str) -> Result<f64, String> {
@@ -140,5 +255,27 @@ mod tests {
         let err = parse("redis://user:hunter2@host/0", Options::default()).unwrap_err();
         assert!(err.contains("'redis:'") && !err.contains("hunter2"));
         assert!(parse("file:x.db?socket_timeout=abc", Options::default()).is_err());
+        let err = parse("postgresql://u:hunter2@[bad/db", Options::default()).unwrap_err();
+        assert!(err.contains("malformed") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn server_urls_carry_prisma_parameters() {
+        let c = parse(
+            "postgresql://kav%40ach:p%40ss@db.internal:6543/app?schema=tenant1&connection_limit=5&pool_timeout=2&sslmode=require&pgbouncer=true&unknown=1",
+            Options::default(),
+        )
+        .unwrap();
+        let Target::Postgres(s) = c.target else { panic!("not postgres") };
+        assert_eq!((s.host.as_str(), s.port, s.user.as_str()), ("db.internal", 6543, "kav@ach"));
+        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!(s.database.as_deref(), Some("app"));
+        assert_eq!(s.schema.as_deref(), Some("tenant1"));
+        assert_eq!(s.connection_limit, Some(5));
+        assert_eq!(s.pool_timeout, Duration::from_secs(2));
+        assert!(s.pgbouncer);
+        assert_eq!(s.location(), "db.internal:6543");
+        let c = parse("mysql://root@127.0.0.1/test", Options::default()).unwrap();
+        assert!(matches!(c.target, Target::Mysql(Server { port: 3306, .. })));
     }
 }

@@ -1,35 +1,88 @@
-//! SQL dialect differences, all in one place: quoting, placeholders, column types and
-//! the DDL of a model. Statement building (`plan.rs`) and DDL ask this module.
+//! SQL dialect differences, all in one place: quoting, placeholders, column types,
+//! upserts, RETURNING and the DDL of a model as Prisma's migrations write it for each
+//! provider. Statement building (`plan.rs`) and schema creation ask this module.
 
 use crate::schema::{DefaultValue, Model, ScalarType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
+    Postgres,
+    Mysql,
 }
 
 impl Dialect {
+    pub fn provider(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+            Dialect::Mysql => "mysql",
+        }
+    }
+
+    pub fn from_provider(name: &str) -> Option<Self> {
+        match name {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgresql" | "postgres" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::Mysql),
+            _ => None,
+        }
+    }
+
     pub fn quote(self, ident: &str) -> String {
         match self {
-            Dialect::Sqlite => format!("\"{}\"", ident.replace('"', "\"\"")),
+            Dialect::Sqlite | Dialect::Postgres => format!("\"{}\"", ident.replace('"', "\"\"")),
+            Dialect::Mysql => format!("`{}`", ident.replace('`', "``")),
         }
     }
 
     /// The placeholder for the `n`th (1-based) bound parameter.
-    pub fn placeholder(self, _n: usize) -> &'static str {
+    pub fn placeholder(self, n: usize) -> String {
         match self {
-            Dialect::Sqlite => "?",
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite | Dialect::Mysql => "?".to_string(),
+        }
+    }
+
+    /// Can INSERT / UPDATE return the written row? (MySQL cannot: the row is read back.)
+    pub fn supports_returning(self) -> bool {
+        !matches!(self, Dialect::Mysql)
+    }
+
+    /// The clause that turns an INSERT into an upsert on `conflict`, updating `columns`
+    /// (all quoted) from the inserted values.
+    pub fn upsert_clause(self, conflict: &str, columns: &[String]) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => {
+                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+                format!(" ON CONFLICT ({conflict}) DO UPDATE SET {}", sets.join(", "))
+            }
+            Dialect::Mysql => {
+                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+            }
         }
     }
 
     /// Column type as Prisma's migrations create it for this provider.
     pub fn column_type(self, ty: ScalarType) -> &'static str {
+        use ScalarType::*;
         match (self, ty) {
-            (Dialect::Sqlite, ScalarType::String) => "TEXT",
-            (Dialect::Sqlite, ScalarType::Int) => "INTEGER",
-            (Dialect::Sqlite, ScalarType::Boolean) => "BOOLEAN",
-            (Dialect::Sqlite, ScalarType::DateTime) => "DATETIME",
-            (Dialect::Sqlite, ScalarType::Json) => "JSONB",
+            (Dialect::Sqlite, String) => "TEXT",
+            (Dialect::Sqlite, Int) => "INTEGER",
+            (Dialect::Sqlite, Boolean) => "BOOLEAN",
+            (Dialect::Sqlite, DateTime) => "DATETIME",
+            (Dialect::Sqlite, Json) => "JSONB",
+            (Dialect::Postgres, String) => "TEXT",
+            (Dialect::Postgres, Int) => "INTEGER",
+            (Dialect::Postgres, Boolean) => "BOOLEAN",
+            (Dialect::Postgres, DateTime) => "TIMESTAMP(3)",
+            (Dialect::Postgres, Json) => "JSONB",
+            (Dialect::Mysql, String) => "VARCHAR(191)",
+            (Dialect::Mysql, Int) => "INTEGER",
+            (Dialect::Mysql, Boolean) => "BOOLEAN",
+            (Dialect::Mysql, DateTime) => "DATETIME(3)",
+            (Dialect::Mysql, Json) => "JSON",
         }
     }
 
@@ -44,48 +97,74 @@ impl Dialect {
     /// `CREATE TABLE IF NOT EXISTS` plus its unique and secondary indexes, in the form
     /// Prisma's migrations give them (index names `<table>_<column>_key` / `@@index` map).
     pub fn create_table(self, model: &Model) -> Vec<String> {
-        let mut columns = Vec::new();
+        let table = self.quote(&model.table);
+        let mut lines = Vec::new();
         for field in &model.fields {
-            let mut col = format!(
-                "{} {}",
-                self.quote(&field.column),
-                self.column_type(field.ty)
-            );
-            if !field.optional {
-                col.push_str(" NOT NULL");
+            let mut col = format!("{} {}", self.quote(&field.column), self.column_type(field.ty));
+            match (field.optional, self) {
+                (false, _) => col.push_str(" NOT NULL"),
+                (true, Dialect::Mysql) => col.push_str(" NULL"),
+                (true, _) => {}
             }
-            if field.id {
+            if field.id && self == Dialect::Sqlite {
                 col.push_str(" PRIMARY KEY");
             }
             if let Some(default) = &field.default {
                 col.push_str(" DEFAULT ");
                 col.push_str(&self.default_literal(default));
             }
-            columns.push(col);
+            lines.push(col);
         }
-        let table = self.quote(&model.table);
-        let mut statements = vec![format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n    {}\n)",
-            columns.join(",\n    ")
-        )];
-        for field in model.fields.iter().filter(|f| f.unique) {
-            statements.push(format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table}({})",
-                self.quote(&model.unique_index_name(field)),
-                self.quote(&field.column)
-            ));
-        }
-        for index in &model.indexes {
-            let cols: Vec<String> = index
-                .fields
-                .iter()
-                .map(|&i| self.quote(&model.fields[i].column))
-                .collect();
-            statements.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table}({})",
-                self.quote(&index.name),
-                cols.join(", ")
-            ));
+        let unique: Vec<(String, String)> = model
+            .fields
+            .iter()
+            .filter(|f| f.unique)
+            .map(|f| (self.quote(&model.unique_index_name(f)), self.quote(&f.column)))
+            .collect();
+        let indexes: Vec<(String, String)> = model
+            .indexes
+            .iter()
+            .map(|index| {
+                let cols: Vec<String> = index
+                    .fields
+                    .iter()
+                    .map(|&i| self.quote(&model.fields[i].column))
+                    .collect();
+                (self.quote(&index.name), cols.join(", "))
+            })
+            .collect();
+        let id_column = self.quote(&model.fields[model.id_field()].column);
+        let mut statements = Vec::new();
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => {
+                if self == Dialect::Postgres {
+                    let pkey = self.quote(&format!("{}_pkey", model.table));
+                    lines.push(format!("CONSTRAINT {pkey} PRIMARY KEY ({id_column})"));
+                }
+                statements.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (\n    {}\n)",
+                    lines.join(",\n    ")
+                ));
+                for (name, col) in &unique {
+                    statements.push(format!("CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table}({col})"));
+                }
+                for (name, cols) in &indexes {
+                    statements.push(format!("CREATE INDEX IF NOT EXISTS {name} ON {table}({cols})"));
+                }
+            }
+            Dialect::Mysql => {
+                for (name, col) in &unique {
+                    lines.push(format!("UNIQUE INDEX {name}({col})"));
+                }
+                for (name, cols) in &indexes {
+                    lines.push(format!("INDEX {name}({cols})"));
+                }
+                lines.push(format!("PRIMARY KEY ({id_column})"));
+                statements.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (\n    {}\n) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+                    lines.join(",\n    ")
+                ));
+            }
         }
         statements
     }
@@ -106,5 +185,20 @@ mod tests {
         assert!(user[0].contains("\"banned\" BOOLEAN NOT NULL DEFAULT false"));
         assert!(user[0].contains("\"ban_expires_at\" DATETIME,"));
         assert!(user.contains(&"CREATE UNIQUE INDEX IF NOT EXISTS \"kavach_users_email_key\" ON \"kavach_users\"(\"email\")".to_string()));
+    }
+
+    #[test]
+    fn postgres_and_mysql_ddl_match_prisma_migrations() {
+        let pg = Dialect::Postgres.create_table(SCHEMA.model("KavachUser"));
+        assert!(pg[0].contains("\"created_at\" TIMESTAMP(3) NOT NULL"));
+        assert!(pg[0].contains("\"metadata\" JSONB,"));
+        assert!(pg[0].contains("CONSTRAINT \"kavach_users_pkey\" PRIMARY KEY (\"id\")"));
+        let my = Dialect::Mysql.create_table(SCHEMA.model("KavachAuditLog"));
+        assert_eq!(my.len(), 1);
+        assert!(my[0].contains("`id` VARCHAR(191) NOT NULL"));
+        assert!(my[0].contains("`parameters` JSON NULL"));
+        assert!(my[0].contains("`timestamp` DATETIME(3) NOT NULL"));
+        assert!(my[0].contains("INDEX `kavach_audit_logs_agent_id_idx`(`agent_id`)"));
+        assert!(my[0].contains("PRIMARY KEY (`id`)"));
     }
 }

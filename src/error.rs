@@ -133,6 +133,11 @@ pub struct ErrorContext<'a> {
 /// Maps a driver error to Prisma's shape. Unique violations name the model's fields
 /// (resolved from the columns or index name the database reports).
 pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachError {
+    let known = |code: &'static str, message: String| KavachError {
+        kind: ErrorKind::Known(code),
+        message,
+        meta: Meta::default(),
+    };
     match err {
         sqlx::Error::Database(db) => {
             if db.kind() == sqlx::error::ErrorKind::UniqueViolation {
@@ -141,28 +146,46 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
                     return KavachError::unique_violation(&ctx.model.name, fields);
                 }
             }
-            if is_busy(db.code().as_deref()) {
-                return KavachError {
-                    kind: ErrorKind::Known("P1008"),
-                    message: format!("Operations timed out: the database is locked ({})", db.message()),
-                    meta: Meta::default(),
-                };
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match code.as_str() {
+                // SQLITE_BUSY and its extended codes.
+                "5" | "261" | "517" | "773" => known(
+                    "P1008",
+                    format!("Operations timed out: the database is locked ({})", db.message()),
+                ),
+                // PostgreSQL serialization failure / deadlock; MySQL deadlock / lock wait.
+                "40001" | "40P01" | "1213" | "1205" => known(
+                    "P2034",
+                    format!(
+                        "Transaction failed due to a write conflict or a deadlock. Please retry your transaction ({})",
+                        db.message()
+                    ),
+                ),
+                // PostgreSQL: the server ended this session (admin command, shutdown).
+                "57P01" | "57P02" | "57P03" => connection_lost(db.message()),
+                // MySQL: server gone away / lost connection.
+                "2006" | "2013" => connection_lost(db.message()),
+                _ => KavachError::database(format!("Database error: {}", db.message())),
             }
-            KavachError::database(format!("Database error: {}", db.message()))
         }
-        sqlx::Error::PoolTimedOut => KavachError {
-            kind: ErrorKind::Known("P2024"),
-            message: "Timed out fetching a new connection from the connection pool.".into(),
-            meta: Meta::default(),
-        },
+        sqlx::Error::PoolTimedOut => known(
+            "P2024",
+            "Timed out fetching a new connection from the connection pool.".into(),
+        ),
         sqlx::Error::PoolClosed => KavachError::database("The adapter was closed: create a new one."),
+        sqlx::Error::Io(e) => connection_lost(&e.to_string()),
+        sqlx::Error::Protocol(e) => connection_lost(&e),
         other => KavachError::database(format!("Database error: {other}")),
     }
 }
 
-fn is_busy(code: Option<&str>) -> bool {
-    // SQLITE_BUSY (5) and its extended codes.
-    matches!(code, Some("5") | Some("261") | Some("517") | Some("773"))
+/// P1017: the server closed the connection; the call can be retried on another one.
+fn connection_lost(reason: &str) -> KavachError {
+    KavachError {
+        kind: ErrorKind::Known("P1017"),
+        message: format!("Server has closed the connection ({reason})."),
+        meta: Meta::default(),
+    }
 }
 
 /// SQLite reports `UNIQUE constraint failed: kavach_users.email, kavach_users.x`;

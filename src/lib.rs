@@ -71,11 +71,17 @@ impl NativeAdapter {
 
     /// A transaction handle; `begin()` on it starts the database transaction.
     #[napi]
-    pub fn transaction(&self, timeout_ms: f64, max_wait_ms: f64) -> NativeTransaction {
+    pub fn transaction(
+        &self,
+        timeout_ms: f64,
+        max_wait_ms: f64,
+        isolation_level: Option<String>,
+    ) -> NativeTransaction {
         NativeTransaction {
             adapter: Arc::clone(&self.inner),
             timeout: Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0),
             max_wait: Duration::from_secs_f64(max_wait_ms.max(0.0) / 1000.0),
+            isolation_level,
             tx: Arc::new(OnceCell::new()),
         }
     }
@@ -93,6 +99,7 @@ pub struct NativeTransaction {
     adapter: Arc<Adapter>,
     timeout: Duration,
     max_wait: Duration,
+    isolation_level: Option<String>,
     tx: Arc<OnceCell<Arc<Transaction>>>,
 }
 
@@ -110,7 +117,8 @@ impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
     pub async fn begin(&self) -> Reply {
         let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
-        let result = adapter.begin(self.timeout, self.max_wait).await.and_then(|tx| {
+        let isolation = self.isolation_level.as_deref();
+        let result = adapter.begin(self.timeout, self.max_wait, isolation).await.and_then(|tx| {
             cell.set(tx)
                 .map_err(|_| KavachError::transaction("Transaction already started."))
         });
@@ -160,15 +168,12 @@ pub fn schema_prisma() -> String {
 /// The DDL the adapter runs to create every missing table, for a provider.
 #[napi]
 pub fn schema_ddl(provider: String) -> napi::Result<Vec<String>> {
-    let dialect = match provider.as_str() {
-        "sqlite" => dialect::Dialect::Sqlite,
-        other => {
-            return Err(napi::Error::new(
-                Status::InvalidArg,
-                format!("unknown provider '{other}'; this build serves: sqlite"),
-            ))
-        }
-    };
+    let dialect = dialect::Dialect::from_provider(&provider).ok_or_else(|| {
+        napi::Error::new(
+            Status::InvalidArg,
+            format!("unknown provider '{provider}'; use sqlite, postgresql or mysql"),
+        )
+    })?;
     Ok(schema::SCHEMA
         .models
         .iter()

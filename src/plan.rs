@@ -12,7 +12,14 @@ use crate::value::{json_text, parse_iso_input, JsValue, Value, MAX_DATE_MS};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     pub sql: String,
-    pub params: Vec<Value>,
+    pub params: Vec<Bound>,
+}
+
+/// A parameter and the type of the column it meets (servers want typed NULLs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub value: Value,
+    pub ty: ScalarType,
 }
 
 /// How many rows a statement yields and what the caller gets back.
@@ -37,6 +44,9 @@ pub enum Expect {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub model: &'static Model,
+    /// A write to run first, its result ignored: where the dialect has no RETURNING,
+    /// `statement` then reads the written row back.
+    pub before: Option<Statement>,
     pub statement: Statement,
     pub expect: Expect,
     pub writes: bool,
@@ -72,6 +82,8 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
         Shape::Create => {
             let row = builder.record()?;
             builder.insert(&row, None);
+            let id = model.id_field();
+            builder.read_back(row.iter().find(|(i, _)| *i == id));
             Expect::One {
                 operation: "a create",
                 returns: Returns::Row,
@@ -87,7 +99,9 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
                 None => builder.record()?,
             };
             row.sort_by_key(|(i, _)| *i);
-            builder.insert(&row, Some((model.field(conflict), update)));
+            let conflict = model.field(conflict);
+            builder.insert(&row, Some((conflict, update)));
+            builder.read_back(row.iter().find(|(i, _)| *i == conflict));
             Expect::One {
                 operation: "an upsert",
                 returns: Returns::Row,
@@ -105,6 +119,15 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
                 builder.select(std::slice::from_ref(selector), None, Some((1, 0)));
             } else {
                 builder.update(selector, &assignments, returns == Returns::Row);
+                if returns == Returns::Row {
+                    // The row is found again under its new key if the update changed it.
+                    let key = assignments
+                        .iter()
+                        .find(|(i, _)| *i == selector.field)
+                        .cloned()
+                        .unwrap_or((selector.field, selector.value.clone()));
+                    builder.read_back(Some(&key));
+                }
             }
             match returns {
                 Returns::Row => Expect::One {
@@ -140,9 +163,11 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
             Expect::Affected { returns }
         }
     };
+    let (before, statement) = builder.finish();
     Ok(Plan {
         model,
-        statement: builder.finish(),
+        before,
+        statement,
         expect,
         writes: crate::methods::writes(method),
     })
@@ -190,7 +215,8 @@ struct Builder<'a> {
     dialect: Dialect,
     args: &'a [JsValue],
     sql: String,
-    params: Vec<Value>,
+    params: Vec<Bound>,
+    before: Option<Statement>,
 }
 
 impl<'a> Builder<'a> {
@@ -221,6 +247,7 @@ impl<'a> Builder<'a> {
             args,
             sql: String::new(),
             params: Vec::new(),
+            before: None,
         })
     }
 
@@ -433,10 +460,25 @@ impl<'a> Builder<'a> {
 
     // ---- SQL text ----
 
-    fn bind(&mut self, value: Value) {
-        self.params.push(value);
+    fn bind(&mut self, value: Value, ty: ScalarType) {
+        self.params.push(Bound { value, ty });
         let placeholder = self.dialect.placeholder(self.params.len());
-        self.sql.push_str(placeholder);
+        self.sql.push_str(&placeholder);
+    }
+
+    /// Where the dialect cannot return the written row: keep the write as `before` and
+    /// make the statement a read of the row by `key`.
+    fn read_back(&mut self, key: Option<&(usize, Value)>) {
+        if self.dialect.supports_returning() {
+            return;
+        }
+        let (field, value) = key.expect("written rows have their key").clone();
+        let write = Statement {
+            sql: std::mem::take(&mut self.sql),
+            params: std::mem::take(&mut self.params),
+        };
+        self.before = Some(write);
+        self.select(&[Cond::new(field, Cmp::Eq, value)], None, Some((1, 0)));
     }
 
     fn column(&self, field: usize) -> String {
@@ -469,7 +511,8 @@ impl<'a> Builder<'a> {
                 CondCmp::Lte => " <= ",
                 CondCmp::Lt => " < ",
             });
-            self.bind(cond.value.clone());
+            let ty = self.model.fields[cond.field].ty;
+            self.bind(cond.value.clone(), ty);
         }
     }
 
@@ -486,35 +529,27 @@ impl<'a> Builder<'a> {
         }
         if let Some((limit, offset)) = page {
             self.sql.push_str(" LIMIT ");
-            self.bind(Value::Int(limit));
+            self.bind(Value::Int(limit), ScalarType::Int);
             self.sql.push_str(" OFFSET ");
-            self.bind(Value::Int(offset));
+            self.bind(Value::Int(offset), ScalarType::Int);
         }
     }
 
     fn insert(&mut self, row: &[(usize, Value)], upsert: Option<(usize, &[&str])>) {
         let columns: Vec<String> = row.iter().map(|(i, _)| self.column(*i)).collect();
         self.sql = format!("INSERT INTO {} ({}) VALUES (", self.table(), columns.join(", "));
-        for (n, (_, value)) in row.iter().enumerate() {
+        for (n, (field, value)) in row.iter().enumerate() {
             if n > 0 {
                 self.sql.push_str(", ");
             }
-            self.bind(value.clone());
+            let ty = self.model.fields[*field].ty;
+            self.bind(value.clone(), ty);
         }
         self.sql.push(')');
         if let Some((conflict, update)) = upsert {
-            let sets: Vec<String> = update
-                .iter()
-                .map(|f| {
-                    let col = self.column(self.model.field(f));
-                    format!("{col} = excluded.{col}")
-                })
-                .collect();
-            self.sql.push_str(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET {}",
-                self.column(conflict),
-                sets.join(", ")
-            ));
+            let columns: Vec<String> = update.iter().map(|f| self.column(self.model.field(f))).collect();
+            let clause = self.dialect.upsert_clause(&self.column(conflict), &columns);
+            self.sql.push_str(&clause);
         }
         self.returning();
     }
@@ -528,7 +563,8 @@ impl<'a> Builder<'a> {
             let column = self.column(*field);
             self.sql.push_str(&column);
             self.sql.push_str(" = ");
-            self.bind(value.clone());
+            let ty = self.model.fields[*field].ty;
+            self.bind(value.clone(), ty);
         }
         self.where_clause(std::slice::from_ref(selector));
         if returning {
@@ -542,16 +578,20 @@ impl<'a> Builder<'a> {
     }
 
     fn returning(&mut self) {
+        if !self.dialect.supports_returning() {
+            return;
+        }
         let list = self.column_list();
         self.sql.push_str(" RETURNING ");
         self.sql.push_str(&list);
     }
 
-    fn finish(self) -> Statement {
-        Statement {
+    fn finish(self) -> (Option<Statement>, Statement) {
+        let statement = Statement {
             sql: self.sql,
             params: self.params,
-        }
+        };
+        (self.before, statement)
     }
 }
 
@@ -639,7 +679,7 @@ mod tests {
     fn find_by_unique_key() {
         let p = plan(method_by_name("findUserByEmail").unwrap(), &[s("a@b.c")], Dialect::Sqlite).unwrap();
         assert!(p.statement.sql.ends_with("FROM \"kavach_users\" WHERE \"email\" = ? LIMIT ? OFFSET ?"));
-        assert_eq!(p.statement.params[0], Value::Text("a@b.c".into()));
+        assert_eq!(p.statement.params[0].value, Value::Text("a@b.c".into()));
         assert_eq!(p.expect, Expect::Optional);
     }
 
@@ -654,7 +694,8 @@ mod tests {
         let m = method_by_name("queryAuditLogs").unwrap();
         let p = plan(m, &[obj(&[("agentId", s("a")), ("since", JsValue::Date(0.0))])], Dialect::Sqlite).unwrap();
         assert!(p.statement.sql.contains("WHERE \"agent_id\" = ? AND \"timestamp\" >= ? ORDER BY \"timestamp\" DESC LIMIT ? OFFSET ?"), "{}", p.statement.sql);
-        assert_eq!(&p.statement.params[2..], &[Value::Int(100), Value::Int(0)]);
+        let page: Vec<&Value> = p.statement.params[2..].iter().map(|b| &b.value).collect();
+        assert_eq!(page, [&Value::Int(100), &Value::Int(0)]);
         let err = plan(m, &[obj(&[("agentID", s("a"))])], Dialect::Sqlite).unwrap_err();
         assert!(err.message.contains("unknown filter `agentID`"));
     }
@@ -673,7 +714,7 @@ mod tests {
             ("updatedAt", s("2025-01-02T03:04:05.678Z")),
         ];
         let p = plan(m, &[obj(&base)], Dialect::Sqlite).unwrap();
-        assert!(p.statement.params.contains(&Value::Text("active".into())));
+        assert!(p.statement.params.iter().any(|b| b.value == Value::Text("active".into())));
         assert!(p.statement.sql.contains("RETURNING"));
         let mut missing = base.clone();
         missing.remove(4);
@@ -693,8 +734,21 @@ mod tests {
         let p = plan(m, &[s("agent"), s("res"), JsValue::Date(1_700_000_000_000.0), JsValue::Number(3.0)], Dialect::Sqlite).unwrap();
         let digest = Sha256::digest(b"agent:res:1700000000000");
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(p.statement.params.contains(&Value::Text(hex[..32].to_string())));
+        assert!(p.statement.params.iter().any(|b| b.value == Value::Text(hex[..32].to_string())));
         assert!(p.statement.sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"count\" = excluded.\"count\""));
+    }
+
+    #[test]
+    fn mysql_reads_written_rows_back_by_key() {
+        let m = method_by_name("updateUser").unwrap();
+        let p = plan(m, &[s("u1"), obj(&[("id", s("u2")), ("name", s("n"))])], Dialect::Mysql).unwrap();
+        let write = p.before.expect("a write before the read");
+        assert_eq!(write.sql, "UPDATE `kavach_users` SET `id` = ?, `name` = ? WHERE `id` = ?");
+        assert!(p.statement.sql.ends_with("WHERE `id` = ? LIMIT ? OFFSET ?"));
+        assert_eq!(p.statement.params[0].value, Value::Text("u2".into()));
+        let pg = plan(m, &[s("u1"), obj(&[("name", s("n"))])], Dialect::Postgres).unwrap();
+        assert!(pg.before.is_none());
+        assert!(pg.statement.sql.starts_with("UPDATE \"kavach_users\" SET \"name\" = $1 WHERE \"id\" = $2 RETURNING"));
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! MySQL / MariaDB: pool from Prisma's URL parameters, binding (DATETIME(3) in UTC, JSON
+//! as text), decoding (MariaDB's JSON arrives as LONGTEXT bytes) and schema creation
+//! under a named lock. MySQL has no RETURNING: plans read written rows back.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::mysql::{
+    MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions,
+    MySqlRow, MySqlSslMode, MySqlValueRef,
+};
+use sqlx::{Connection, Decode, Executor, Row, ValueRef};
+
+use super::postgres::default_pool_size;
+use super::{decode_error, Record};
+use crate::config::Server;
+use crate::dialect::Dialect;
+use crate::error::{map_sqlx_error, KavachError, Result};
+use crate::plan::Statement;
+use crate::schema::{Field, Model, ScalarType, SCHEMA};
+use crate::value::Value;
+
+const SCHEMA_LOCK: &str = "kavach_native_schema";
+
+fn connect_options(server: &Server) -> MySqlConnectOptions {
+    let mut options = MySqlConnectOptions::new()
+        .host(&server.host)
+        .port(server.port)
+        .username(&server.user)
+        .charset("utf8mb4")
+        .timezone(Some("+00:00".to_string()));
+    if let Some(socket) = &server.socket {
+        options = options.socket(socket);
+    }
+    if let Some(password) = &server.password {
+        options = options.password(password);
+    }
+    if let Some(database) = &server.database {
+        options = options.database(database);
+    }
+    // Prisma's `sslaccept`: `strict` verifies the certificate, `accept_invalid_certs` does not.
+    match server.ssl_mode.as_deref() {
+        Some("strict") => options = options.ssl_mode(MySqlSslMode::VerifyCa),
+        Some("accept_invalid_certs") => options = options.ssl_mode(MySqlSslMode::Required),
+        _ => {}
+    }
+    if let Some(path) = server.ssl_root_cert.as_ref().or(server.ssl_cert.as_ref()) {
+        options = options.ssl_ca(path);
+    }
+    options.statement_cache_capacity(server.statement_cache_size.unwrap_or(100))
+}
+
+pub(super) async fn connect(server: &Server, migrate: bool) -> Result<MySqlPool> {
+    let pool = MySqlPoolOptions::new()
+        .max_connections(server.connection_limit.unwrap_or(default_pool_size()))
+        .min_connections(0)
+        .acquire_timeout(server.pool_timeout.max(server.connect_timeout))
+        .test_before_acquire(false)
+        .connect_lazy_with(connect_options(server));
+    if migrate {
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(acquire_error(e, server).await),
+        };
+        create_missing_tables(&mut conn).await?;
+    }
+    Ok(pool)
+}
+
+/// As for PostgreSQL: a timed-out pool is exhausted (P2024) or the server is unreachable (P1001).
+pub(super) async fn acquire_error(err: sqlx::Error, server: &Server) -> KavachError {
+    if !matches!(err, sqlx::Error::PoolTimedOut) {
+        return unreachable(server, &err);
+    }
+    let probe = async {
+        MySqlConnection::connect_with(&connect_options(server))
+            .await
+            .map_err(|e| unreachable(server, &e))?
+            .close()
+            .await
+            .map_err(|e| unreachable(server, &e))
+    };
+    match tokio::time::timeout(server.connect_timeout, probe).await {
+        Ok(Ok(())) => map_sqlx_error(err, None),
+        Ok(Err(unreachable)) => unreachable,
+        Err(_) => KavachError::connection(
+            "P1001",
+            format!("Can't reach database server at {}: no answer within connect_timeout", server.location()),
+        ),
+    }
+}
+
+fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
+    let reason = match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    KavachError::connection(
+        "P1001",
+        format!("Can't reach database server at {} ({reason})", server.location()),
+    )
+}
+
+/// Creates missing tables under `GET_LOCK`, so concurrent starts do not collide.
+async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<()> {
+    let fail = |e| map_sqlx_error(e, None);
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 30)")
+        .bind(SCHEMA_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(fail)?;
+    if locked != Some(1) {
+        return Err(KavachError::database("Timed out waiting for another process to create the kavach_* tables"));
+    }
+    let result: Result<()> = async {
+        let existing: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT CAST(table_name AS BINARY) FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(fail)?;
+        let existing: Vec<String> = existing.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
+        for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
+            for ddl in Dialect::Mysql.create_table(model) {
+                conn.execute(ddl.as_str()).await.map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(?)").bind(SCHEMA_LOCK).execute(&mut *conn).await;
+    result
+}
+
+fn naive_utc(ms: i64) -> NaiveDateTime {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .expect("dates are range-checked on input")
+        .naive_utc()
+}
+
+fn query(statement: &Statement) -> sqlx::query::Query<'_, MySql, MySqlArguments> {
+    let mut query = sqlx::query(&statement.sql);
+    for bound in &statement.params {
+        query = match &bound.value {
+            Value::Null => query.bind(None::<String>),
+            Value::Bool(b) => query.bind(*b),
+            Value::Int(i) => query.bind(*i),
+            Value::Text(s) | Value::JsonText(s) => query.bind(s.as_str()),
+            Value::DateTime(ms) => query.bind(naive_utc(*ms)),
+            Value::Json(json) => query.bind(json.to_string()),
+        };
+    }
+    query
+}
+
+pub(super) async fn execute(conn: &mut MySqlConnection, statement: &Statement) -> std::result::Result<u64, sqlx::Error> {
+    Ok(query(statement).execute(conn).await?.rows_affected())
+}
+
+pub(super) async fn fetch(
+    conn: &mut MySqlConnection,
+    statement: &Statement,
+    model: &'static Model,
+    map: impl Fn(sqlx::Error) -> KavachError,
+) -> Result<Vec<Record>> {
+    let rows = query(statement).fetch_all(conn).await.map_err(map)?;
+    rows.iter().map(|row| decode_row(model, row)).collect()
+}
+
+fn decode_row(model: &'static Model, row: &MySqlRow) -> Result<Record> {
+    let cells = model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let raw = row.try_get_raw(i).map_err(|e| decode_error(model, field, e))?;
+            decode_cell(model, field, raw)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Record { model, cells })
+}
+
+fn decode_cell(model: &Model, field: &Field, raw: MySqlValueRef<'_>) -> Result<Value> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let bad = |e: sqlx::error::BoxDynError| decode_error(model, field, e);
+    // Text, JSON (MariaDB: LONGTEXT) and binary-collated columns all arrive as bytes.
+    let text = |raw| -> Result<String> {
+        let bytes = <&[u8] as Decode<MySql>>::decode(raw).map_err(bad)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| bad(Box::new(e)))
+    };
+    Ok(match field.ty {
+        ScalarType::String => Value::Text(text(raw)?),
+        ScalarType::Int => Value::Int(<i64 as Decode<MySql>>::decode(raw).map_err(bad)?),
+        ScalarType::Boolean => Value::Bool(<i64 as Decode<MySql>>::decode(raw).map_err(bad)? != 0),
+        ScalarType::DateTime => Value::DateTime(
+            <NaiveDateTime as Decode<MySql>>::decode(raw)
+                .map_err(bad)?
+                .and_utc()
+                .timestamp_millis(),
+        ),
+        ScalarType::Json => Value::Json(serde_json::from_str(&text(raw)?).map_err(|e| bad(Box::new(e)))?),
+    })
+}

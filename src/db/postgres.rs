@@ -1,0 +1,258 @@
+//! PostgreSQL: pool and session settings from Prisma's URL parameters, binding with
+//! typed values (TIMESTAMP(3) as UTC, JSONB), decoding (also TIMESTAMPTZ, as KavachOS
+//! core creates), and schema creation under an advisory lock.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode,
+    PgValueRef, Postgres,
+};
+use sqlx::types::Json;
+use sqlx::{Connection, Decode, Executor, Row, TypeInfo, ValueRef};
+
+use super::{decode_error, Record};
+use crate::config::Server;
+use crate::dialect::Dialect;
+use crate::error::{map_sqlx_error, KavachError, Result};
+use crate::plan::Statement;
+use crate::schema::{Field, Model, ScalarType, SCHEMA};
+use crate::value::Value;
+
+/// An arbitrary constant naming the advisory lock that serialises schema creation.
+const SCHEMA_LOCK: i64 = 0x6b61_7661_6368;
+
+fn connect_options(server: &Server) -> Result<PgConnectOptions> {
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(&server.host)
+        .port(server.port)
+        .username(&server.user)
+        .application_name(server.application_name.as_deref().unwrap_or("kavach-native"));
+    if let Some(socket) = &server.socket {
+        options = options.socket(socket);
+    }
+    if let Some(password) = &server.password {
+        options = options.password(password);
+    }
+    if let Some(database) = &server.database {
+        options = options.database(database);
+    }
+    if let Some(mode) = &server.ssl_mode {
+        let mode = PgSslMode::from_str(mode).map_err(|_| {
+            KavachError::validation(
+                "createAdapter",
+                format!("sslmode '{mode}' is not one of disable, prefer, require, verify-ca, verify-full"),
+            )
+        })?;
+        options = options.ssl_mode(mode);
+    }
+    if let Some(path) = &server.ssl_root_cert {
+        options = options.ssl_root_cert(path);
+    }
+    if let Some(path) = &server.ssl_cert {
+        options = options.ssl_client_cert(path);
+    }
+    if let Some(path) = &server.ssl_key {
+        options = options.ssl_client_key(path);
+    }
+    let cache = if server.pgbouncer { 0 } else { server.statement_cache_size.unwrap_or(100) };
+    Ok(options.statement_cache_capacity(cache))
+}
+
+/// Session set-up on every new connection: UTC (TIMESTAMP(3) holds UTC, as Prisma
+/// writes it), the `schema` search path and `socket_timeout` as a statement timeout.
+fn session_sql(server: &Server) -> String {
+    let mut sql = String::from("SET TIME ZONE 'UTC'");
+    if let Some(schema) = &server.schema {
+        sql.push_str(&format!("; SET search_path TO {}", Dialect::Postgres.quote(schema)));
+    }
+    if let Some(timeout) = server.socket_timeout {
+        sql.push_str(&format!("; SET statement_timeout = {}", timeout.as_millis()));
+    }
+    sql
+}
+
+pub(super) async fn connect(server: &Server, migrate: bool) -> Result<PgPool> {
+    let options = connect_options(server)?;
+    let session = session_sql(server);
+    let pool = PgPoolOptions::new()
+        .max_connections(server.connection_limit.unwrap_or(default_pool_size()))
+        .min_connections(0)
+        .acquire_timeout(server.pool_timeout.max(server.connect_timeout))
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            let session = session.clone();
+            Box::pin(async move { conn.execute(session.as_str()).await.map(drop) })
+        })
+        .connect_lazy_with(options);
+    if migrate {
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(acquire_error(e, server).await),
+        };
+        create_missing_tables(&mut conn, server.schema.as_deref()).await?;
+    }
+    Ok(pool)
+}
+
+/// Prisma's default pool size: cores × 2 + 1.
+pub(super) fn default_pool_size() -> u32 {
+    std::thread::available_parallelism().map_or(4, |n| n.get() as u32) * 2 + 1
+}
+
+/// A pool that gave no connection in time is either exhausted (P2024) or cannot reach
+/// the server at all (P1001): one direct attempt tells which, and names host and port.
+pub(super) async fn acquire_error(err: sqlx::Error, server: &Server) -> KavachError {
+    if !matches!(err, sqlx::Error::PoolTimedOut) {
+        return unreachable(server, &err);
+    }
+    let probe = async {
+        let options = connect_options(server)?;
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| unreachable(server, &e))?
+            .close()
+            .await
+            .map_err(|e| unreachable(server, &e))
+    };
+    match tokio::time::timeout(server.connect_timeout, probe).await {
+        Ok(Ok(())) => map_sqlx_error(err, None),
+        Ok(Err(unreachable)) => unreachable,
+        Err(_) => KavachError::connection(
+            "P1001",
+            format!("Can't reach database server at {}: no answer within connect_timeout", server.location()),
+        ),
+    }
+}
+
+fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
+    let reason = match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    KavachError::connection(
+        "P1001",
+        format!("Can't reach database server at {} ({reason})", server.location()),
+    )
+}
+
+/// Creates missing tables; an advisory lock makes concurrent starts safe.
+async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) -> Result<()> {
+    let fail = |e| map_sqlx_error(e, None);
+    let mut tx = conn.begin().await.map_err(fail)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    if let Some(schema) = schema {
+        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", Dialect::Postgres.quote(schema));
+        tx.execute(sql.as_str()).await.map_err(fail)?;
+    }
+    let existing: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(fail)?;
+    for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
+        for ddl in Dialect::Postgres.create_table(model) {
+            tx.execute(ddl.as_str()).await.map_err(fail)?;
+        }
+    }
+    tx.commit().await.map_err(fail)
+}
+
+fn naive_utc(ms: i64) -> NaiveDateTime {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .expect("dates are range-checked on input")
+        .naive_utc()
+}
+
+fn query(statement: &Statement) -> std::result::Result<sqlx::query::Query<'_, Postgres, PgArguments>, sqlx::Error> {
+    let mut query = sqlx::query(&statement.sql);
+    for bound in &statement.params {
+        query = match (&bound.value, bound.ty) {
+            (Value::Null, ScalarType::String) => query.bind(None::<String>),
+            (Value::Null, ScalarType::Int) => query.bind(None::<i64>),
+            (Value::Null, ScalarType::Boolean) => query.bind(None::<bool>),
+            (Value::Null, ScalarType::DateTime) => query.bind(None::<NaiveDateTime>),
+            (Value::Null, ScalarType::Json) => query.bind(None::<Json<Box<RawValue>>>),
+            (Value::Bool(b), _) => query.bind(*b),
+            (Value::Int(i), _) => query.bind(*i),
+            (Value::Text(s), _) => query.bind(s.as_str()),
+            (Value::DateTime(ms), _) => query.bind(naive_utc(*ms)),
+            (Value::JsonText(text), _) => {
+                let raw = RawValue::from_string(text.clone()).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                query.bind(Json(raw))
+            }
+            (Value::Json(json), _) => query.bind(Json(json.clone())),
+        };
+    }
+    Ok(query)
+}
+
+pub(super) async fn execute(conn: &mut PgConnection, statement: &Statement) -> std::result::Result<u64, sqlx::Error> {
+    Ok(query(statement)?.execute(conn).await?.rows_affected())
+}
+
+pub(super) async fn fetch(
+    conn: &mut PgConnection,
+    statement: &Statement,
+    model: &'static Model,
+    map: impl Fn(sqlx::Error) -> KavachError,
+) -> Result<Vec<Record>> {
+    let rows = query(statement).map_err(&map)?.fetch_all(conn).await.map_err(map)?;
+    rows.iter().map(|row| decode_row(model, row)).collect()
+}
+
+fn decode_row(model: &'static Model, row: &PgRow) -> Result<Record> {
+    let cells = model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let raw = row.try_get_raw(i).map_err(|e| decode_error(model, field, e))?;
+            decode_cell(model, field, raw)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Record { model, cells })
+}
+
+fn decode_cell(model: &Model, field: &Field, raw: PgValueRef<'_>) -> Result<Value> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let column_type = raw.type_info().name().to_string();
+    let bad = |e: sqlx::error::BoxDynError| decode_error(model, field, e);
+    Ok(match (field.ty, column_type.as_str()) {
+        (ScalarType::Int, "INT2") => Value::Int(<i16 as Decode<Postgres>>::decode(raw).map_err(bad)?.into()),
+        (ScalarType::Int, "INT4") => Value::Int(<i32 as Decode<Postgres>>::decode(raw).map_err(bad)?.into()),
+        (ScalarType::Int, _) => Value::Int(<i64 as Decode<Postgres>>::decode(raw).map_err(bad)?),
+        (ScalarType::Boolean, _) => Value::Bool(<bool as Decode<Postgres>>::decode(raw).map_err(bad)?),
+        (ScalarType::DateTime, "TIMESTAMPTZ") => Value::DateTime(
+            <DateTime<Utc> as Decode<Postgres>>::decode(raw)
+                .map_err(bad)?
+                .timestamp_millis(),
+        ),
+        (ScalarType::DateTime, _) => Value::DateTime(
+            <NaiveDateTime as Decode<Postgres>>::decode(raw)
+                .map_err(bad)?
+                .and_utc()
+                .timestamp_millis(),
+        ),
+        (ScalarType::Json, "JSON" | "JSONB") => Value::Json(
+            <Json<serde_json::Value> as Decode<Postgres>>::decode(raw)
+                .map_err(bad)?
+                .0,
+        ),
+        (ScalarType::Json, _) => {
+            let text = <String as Decode<Postgres>>::decode(raw).map_err(bad)?;
+            Value::Json(serde_json::from_str(&text).map_err(|e| bad(Box::new(e)))?)
+        }
+        (ScalarType::String, _) => Value::Text(<String as Decode<Postgres>>::decode(raw).map_err(bad)?),
+    })
+}

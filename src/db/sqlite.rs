@@ -1,0 +1,159 @@
+//! SQLite: connection options, binding, decoding and schema creation. Dates are stored
+//! as Prisma 7 stores them (`2025-01-02T03:04:05.678+00:00` text); sqlx's own chrono
+//! codec is not used because its format differs.
+
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous, SqliteValueRef,
+};
+use sqlx::{Connection, Decode, Executor, Row, Sqlite, TypeInfo, ValueRef};
+
+use super::{decode_error, Record};
+use crate::config::{Config, Target};
+use crate::dialect::Dialect;
+use crate::error::{map_sqlx_error, KavachError, Result};
+use crate::plan::Statement;
+use crate::schema::{Field, Model, ScalarType, SCHEMA};
+use crate::value::{format_iso_millis, parse_stored_date, Value};
+
+fn connect_options(config: &Config) -> SqliteConnectOptions {
+    let base = match &config.target {
+        Target::File(path) => SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal),
+        _ => SqliteConnectOptions::new(),
+    };
+    base.foreign_keys(true)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(config.busy_timeout)
+}
+
+/// Opens the writer connection (creating missing tables) and, for a file, the read pool.
+pub(super) async fn connect(
+    config: &Config,
+    migrate: bool,
+) -> Result<(SqliteConnection, Option<SqlitePool>)> {
+    let options = connect_options(config);
+    let mut writer = SqliteConnection::connect_with(&options).await.map_err(|e| {
+        let place = match &config.target {
+            Target::File(path) => format!("the SQLite database file {}", path.display()),
+            _ => "an in-memory SQLite database".to_string(),
+        };
+        KavachError::connection("P1003", format!("Cannot open {place}: {e}"))
+    })?;
+    if migrate {
+        create_missing_tables(&mut writer).await?;
+    }
+    let readers = match config.target {
+        Target::File(_) => Some(
+            SqlitePoolOptions::new()
+                .max_connections(config.read_connections)
+                .min_connections(0)
+                .test_before_acquire(false)
+                .connect_lazy_with(options.read_only(true)),
+        ),
+        _ => None,
+    };
+    Ok((writer, readers))
+}
+
+/// Creates the tables of every model that has none yet, with their indexes, in one
+/// `BEGIN IMMEDIATE` transaction so two processes starting at once do not collide.
+/// Existing tables are left exactly as they are.
+async fn create_missing_tables(conn: &mut SqliteConnection) -> Result<()> {
+    let fail = |e| map_sqlx_error(e, None);
+    conn.execute("BEGIN IMMEDIATE").await.map_err(fail)?;
+    let result: Result<()> = async {
+        let existing: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(fail)?;
+        for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
+            for ddl in Dialect::Sqlite.create_table(model) {
+                conn.execute(ddl.as_str()).await.map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute(end).await.map_err(fail)?;
+    result
+}
+
+fn query(statement: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments<'_>> {
+    let mut query = sqlx::query(&statement.sql);
+    for bound in &statement.params {
+        query = match &bound.value {
+            Value::Null => query.bind(None::<String>),
+            Value::Bool(b) => query.bind(i64::from(*b)),
+            Value::Int(i) => query.bind(*i),
+            Value::Text(s) | Value::JsonText(s) => query.bind(s.as_str()),
+            Value::DateTime(ms) => query.bind(format_iso_millis(*ms)),
+            Value::Json(json) => query.bind(json.to_string()),
+        };
+    }
+    query
+}
+
+pub(super) async fn execute(
+    conn: &mut SqliteConnection,
+    statement: &Statement,
+) -> std::result::Result<u64, sqlx::Error> {
+    Ok(query(statement).execute(conn).await?.rows_affected())
+}
+
+pub(super) async fn fetch(
+    conn: &mut SqliteConnection,
+    statement: &Statement,
+    model: &'static Model,
+    map: impl Fn(sqlx::Error) -> KavachError,
+) -> Result<Vec<Record>> {
+    let rows = query(statement).fetch_all(conn).await.map_err(map)?;
+    rows.iter().map(|row| decode_row(model, row)).collect()
+}
+
+fn decode_row(model: &'static Model, row: &SqliteRow) -> Result<Record> {
+    let cells = model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let raw = row.try_get_raw(i).map_err(|e| decode_error(model, field, e))?;
+            decode_cell(model, field, raw)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Record { model, cells })
+}
+
+fn decode_cell(model: &Model, field: &Field, raw: SqliteValueRef<'_>) -> Result<Value> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let storage = raw.type_info().name().to_string();
+    let bad = |what: String| decode_error(model, field, what);
+    let text = |raw| <String as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()));
+    let int = |raw| <i64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()));
+    Ok(match field.ty {
+        ScalarType::String => Value::Text(text(raw)?),
+        ScalarType::Int => Value::Int(int(raw)?),
+        ScalarType::Boolean => Value::Bool(int(raw)? != 0),
+        ScalarType::DateTime => match storage.as_str() {
+            "INTEGER" => Value::DateTime(int(raw)?),
+            "REAL" => {
+                let ms = <f64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()))?;
+                Value::DateTime(ms as i64)
+            }
+            _ => {
+                let s = text(raw)?;
+                Value::DateTime(parse_stored_date(&s).ok_or_else(|| bad(format!("'{s}' is not a date")))?)
+            }
+        },
+        ScalarType::Json => {
+            let s = text(raw)?;
+            Value::Json(serde_json::from_str(&s).map_err(|e| bad(format!("invalid JSON ({e})")))?)
+        }
+    })
+}
