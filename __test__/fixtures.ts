@@ -1,6 +1,8 @@
-// Valid create inputs for every model the adapter's methods reach, and a fresh
-// in-memory adapter per test.
+// Valid create inputs for every model the adapter's methods reach, and a fresh,
+// empty database per test on the provider under test (KAVACH_TEST_PROVIDER):
+// in-memory SQLite, a fresh PostgreSQL schema, or a fresh MySQL/MariaDB database.
 import { createAdapter } from '../index.js'
+import type { KavachNativeAdapter } from '../index.js'
 
 export const T0 = new Date('2025-01-02T03:04:05.678Z')
 export const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs)
@@ -8,8 +10,63 @@ export const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs)
 let counter = 0
 export const uid = (prefix: string) => `${prefix}-${++counter}`
 
-export function memoryAdapter() {
-  return createAdapter(':memory:')
+export type Provider = 'sqlite' | 'postgresql' | 'mysql'
+export const provider = (process.env.KAVACH_TEST_PROVIDER ?? 'sqlite') as Provider
+export const onServer = provider !== 'sqlite'
+
+export function serverUrl(which: Provider = provider): string {
+  const url = which === 'postgresql' ? process.env.KAVACH_TEST_PG_URL : process.env.KAVACH_TEST_MYSQL_URL
+  if (!url) throw new Error(`no URL for ${which}: set KAVACH_TEST_PG_URL / KAVACH_TEST_MYSQL_URL`)
+  return url
+}
+
+/** `base` with `path` as its database and `params` added to its query. */
+export function withParams(base: string, params: Record<string, string>, path?: string): string {
+  const url = new URL(base)
+  if (path !== undefined) url.pathname = `/${path}`
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+  return url.toString()
+}
+
+const created: { provider: Provider; name: string }[] = []
+
+/** The schema / database `freshAdapter` made last (it is dropped after the test). */
+export function lastCreated() {
+  return created[created.length - 1]
+}
+
+/** Drops the schemas / databases `freshAdapter` made (call after closing the adapters). */
+export async function dropFreshDatabases() {
+  const pending = created.splice(0)
+  for (const { provider: which, name } of pending) {
+    if (which === 'postgresql') {
+      const { Client } = await import('pg')
+      const client = new Client({ connectionString: serverUrl('postgresql') })
+      await client.connect()
+      await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`)
+      await client.end()
+    } else if (which === 'mysql') {
+      const mysql = await import('mysql2/promise')
+      const conn = await mysql.createConnection(serverUrl('mysql'))
+      await conn.query(`DROP DATABASE IF EXISTS \`${name}\``)
+      await conn.end()
+    }
+  }
+}
+
+/** A new adapter on a new, empty database of the provider under test. */
+export async function freshAdapter(params: Record<string, string> = {}): Promise<KavachNativeAdapter> {
+  if (provider === 'sqlite') return createAdapter(':memory:')
+  const name = `kt_${process.pid}_${Date.now().toString(36)}_${++counter}`
+  created.push({ provider, name })
+  if (provider === 'postgresql') {
+    return createAdapter(withParams(serverUrl(), { ...params, schema: name }))
+  }
+  const mysql = await import('mysql2/promise')
+  const conn = await mysql.createConnection(serverUrl())
+  await conn.query(`CREATE DATABASE \`${name}\``)
+  await conn.end()
+  return createAdapter(withParams(serverUrl(), params, name))
 }
 
 export const make = {

@@ -161,6 +161,11 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
                         db.message()
                     ),
                 ),
+                // A value does not fit its column (PostgreSQL numeric range, MySQL out of range).
+                "22003" | "1264" => known(
+                    "P2020",
+                    format!("Value out of range for the type: {}", db.message()),
+                ),
                 // PostgreSQL: the server ended this session (admin command, shutdown).
                 "57P01" | "57P02" | "57P03" => connection_lost(db.message()),
                 // MySQL: server gone away / lost connection.
