@@ -1,9 +1,42 @@
 import { defineConfig } from 'vitest/config'
 
+// The suite runs on in-memory SQLite always, and on PostgreSQL and MySQL/MariaDB when
+// their URLs are given; each test gets a fresh schema / database (__test__/fixtures.ts).
+const servers = [
+  { name: 'postgresql', env: 'KAVACH_TEST_PG_URL', example: 'postgresql://postgres@127.0.0.1:5432/test' },
+  { name: 'mysql', env: 'KAVACH_TEST_MYSQL_URL', example: 'mysql://root@127.0.0.1:3306/test' },
+]
+const serverSuites = ['__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/servers.test.ts']
+const enabled = servers.filter((s) => process.env[s.env])
+const missing = servers.filter((s) => !process.env[s.env])
+if (missing.length > 0) {
+  const how = missing.map((s) => `${s.env}=${s.example}`).join(' ')
+  if (process.env.KAVACH_TEST_REQUIRE_SERVERS) {
+    throw new Error(`KAVACH_TEST_REQUIRE_SERVERS is set but ${how.replace(/=.*?( |$)/g, ' ')}is missing`)
+  }
+  console.log(`Skipping the ${missing.map((s) => s.name).join(' and ')} suites; to run them set ${how}`)
+}
+
 export default defineConfig({
   test: {
-    include: ['__test__/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 30_000,
+    // Checks the servers answer; generates the Prisma 7 client the parity tests use as the oracle.
+    globalSetup: ['__test__/servers-setup.mjs', '__test__/parity/global-setup.mjs'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'sqlite',
+          include: ['__test__/**/*.test.ts'],
+          exclude: ['__test__/servers.test.ts'],
+          env: { KAVACH_TEST_PROVIDER: 'sqlite' },
+        },
+      },
+      ...enabled.map((s) => ({
+        extends: true,
+        test: { name: s.name, include: serverSuites, env: { KAVACH_TEST_PROVIDER: s.name } },
+      })),
+    ],
   },
 })

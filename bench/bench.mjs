@@ -1,0 +1,398 @@
+// Benchmark: kavach-native vs @kavachos/prisma on Prisma 7 (better-sqlite3 driver adapter) vs
+// raw better-sqlite3, in one process, on one SQLite file. `npm run bench -- --help` for options.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import * as L from './lib.mjs'
+
+const SPEC = {
+  quick: { type: 'flag', help: 'smoke run of about 30 s (short phases; does not rewrite RESULTS.md unless --results is given)' },
+  reps: { type: 'number', default: 5, help: 'repetitions of every (operation, contender) pair' },
+  synchronous: { type: 'string', default: 'full', help: 'PRAGMA synchronous for Prisma and the raw driver: full | normal' },
+  rows: { type: 'number', default: 10000, help: 'rows seeded in agents, audit logs and trust scores' },
+  inflight: { type: 'number', default: 64, help: 'calls kept in flight during the load phase' },
+  seqMs: { type: 'number', default: 600, help: 'duration of each sequential phase, ms' },
+  loadMs: { type: 'number', default: 900, help: 'duration of each load phase, ms' },
+  warmupMs: { type: 'number', default: 150, help: 'warm-up before each phase pair, ms' },
+  ops: { type: 'string', default: '', help: 'comma-separated subset of operations (default: all)' },
+  contenders: { type: 'string', default: 'native,prisma,raw', help: 'comma-separated subset of native, prisma, raw' },
+  db: { type: 'string', default: path.join(L.BENCH_DIR, '.data', 'bench.db'), help: 'SQLite file (recreated and seeded at start)' },
+  results: { type: 'string', default: undefined, help: 'where to write the Markdown results (default bench/RESULTS.md; none with --quick)' },
+  pg: { type: 'string', default: undefined, help: 'PostgreSQL URL (not supported yet)' },
+  mysql: { type: 'string', default: undefined, help: 'MySQL URL (not supported yet)' },
+  help: { type: 'flag', help: 'show this help' },
+}
+
+let args
+try { args = L.parseArgs(process.argv.slice(2), SPEC) } catch (e) { console.error(e.message); process.exit(2) }
+if (args.help) { console.log(L.usage(SPEC, 'npm run bench -- [options]')); process.exit(0) }
+if (args.pg !== undefined || args.mysql !== undefined) {
+  console.error(`--${args.pg !== undefined ? 'pg' : 'mysql'}: not supported yet (the benchmark runs on SQLite only for now)`)
+  process.exit(2)
+}
+if (args.quick) {
+  args.seqMs = Math.min(args.seqMs, 100)
+  args.loadMs = Math.min(args.loadMs, 150)
+  args.warmupMs = Math.min(args.warmupMs, 40)
+  args.rows = Math.min(args.rows, 10000)
+}
+const SYNC = String(args.synchronous).toUpperCase()
+if (!['FULL', 'NORMAL'].includes(SYNC)) { console.error('--synchronous must be full or normal'); process.exit(2) }
+if (!(args.reps >= 1)) { console.error('--reps must be >= 1'); process.exit(2) }
+const resultsFile = args.results ?? (args.quick ? null : path.join(L.BENCH_DIR, 'RESULTS.md'))
+const log = (...a) => console.error(...a)
+
+// ---------------------------------------------------------------- workload
+
+const shape = L.dataShape(args.rows)
+const spread = (i, n) => (i * 7919) % n // walks 0..n-1 in a scattered order
+let uid = 0
+const now = () => new Date()
+
+const agentInput = (id) => ({
+  id, ownerId: 'bench-owner', name: `bench ${id}`, type: 'autonomous', tokenHash: `bench-hash-${id}`, tokenPrefix: 'kv_',
+  metadata: { team: 'bench', n: 1 }, createdAt: now(), updatedAt: now(),
+})
+const permissionInput = (agentId, n) => ({
+  id: `${agentId}-perm-${n}`, agentId, resource: `mcp:github:${n}`, actions: ['read', 'write'],
+  constraints: { maxCallsPerHour: 100 }, createdAt: now(),
+})
+
+/** Each operation: how to call it on an adapter, and what a correct answer looks like. */
+const OPS = {
+  findAgentById: {
+    call: (a, i) => a.findAgentById(L.agentId(spread(i, shape.rows))),
+    check: (r, i) => r?.id === L.agentId(spread(i, shape.rows)),
+  },
+  findAgentByTokenHash: {
+    call: (a, i) => a.findAgentByTokenHash(L.tokenHash(spread(i, shape.rows))),
+    check: (r, i) => r?.id === L.agentId(spread(i, shape.rows)),
+  },
+  listAgents: {
+    call: (a, i) => a.listAgents({ ownerId: L.ownerId(spread(i, shape.owners)) }),
+    check: (r) => Array.isArray(r) && r.length === L.AGENTS_PER_OWNER,
+  },
+  queryAuditLogs: {
+    call: (a, i) => a.queryAuditLogs({ agentId: L.agentId(spread(i, L.AUDIT_AGENTS)), since: shape.since, limit: L.AUDIT_LIMIT }),
+    check: (r) => Array.isArray(r) && r.length === L.AUDIT_LIMIT,
+  },
+  createAuditLog: {
+    call: (a) => a.createAuditLog({
+      id: `bench-log-${++uid}`, agentId: 'bench-writer', userId: 'bench-user', action: 'read', resource: 'mcp:github:repo',
+      parameters: { path: '/v1/items', q: 'x' }, result: 'allowed', durationMs: 12, tokensCost: 3, ip: '10.0.0.1',
+      userAgent: 'bench/1.0', timestamp: now(),
+    }),
+    check: (r) => typeof r?.id === 'string' && r.id.startsWith('bench-log-'),
+  },
+  upsertTrustScore: {
+    call: (a, i) => a.upsertTrustScore({
+      agentId: L.agentId(spread(i, shape.rows)), score: i % 100, level: 'medium', factors: { age: 0.5, incidents: i % 3 }, computedAt: now(),
+    }),
+    check: (r, i) => (r?.agentId ?? r?.agent_id) === L.agentId(spread(i, shape.rows)),
+  },
+  transaction: {
+    // createAgent + 2 createPermission in one transaction. The raw driver's transactions are
+    // synchronous (better-sqlite3 cannot hold one across an await), the adapters' are interactive.
+    call: (a, i, kind) => {
+      const id = `bench-agent-${++uid}`
+      if (kind === 'raw') {
+        return a.transaction((tx) => {
+          const agent = tx.createAgent(agentInput(id))
+          tx.createPermission(permissionInput(id, 1))
+          tx.createPermission(permissionInput(id, 2))
+          return agent
+        })
+      }
+      return a.transaction(async (tx) => {
+        const agent = await tx.createAgent(agentInput(id))
+        await tx.createPermission(permissionInput(id, 1))
+        await tx.createPermission(permissionInput(id, 2))
+        return agent
+      })
+    },
+    check: (r) => typeof r?.id === 'string' && r.id.startsWith('bench-agent-'),
+  },
+}
+const WRITES = new Set(['createAuditLog', 'upsertTrustScore', 'transaction'])
+
+const opNames = args.ops ? args.ops.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(OPS)
+for (const op of opNames) if (!OPS[op]) { console.error(`unknown operation '${op}'; known: ${Object.keys(OPS).join(', ')}`); process.exit(2) }
+const CONTENDER_LABEL = { native: 'native', prisma: 'prisma7', raw: 'raw' }
+const contenderNames = args.contenders.split(',').map((s) => s.trim()).filter(Boolean)
+for (const c of contenderNames) if (!CONTENDER_LABEL[c]) { console.error(`unknown contender '${c}'; known: native, prisma, raw`); process.exit(2) }
+
+// ---------------------------------------------------------------- measuring
+
+const clock = () => performance.now()
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function warmup(fn, ms) {
+  const end = clock() + ms
+  let i = 0
+  while (clock() < end) { try { await fn(i++) } catch {} }
+}
+
+/** Calls awaited one after another for `ms`: µs per call. */
+async function sequential(fn, ms) {
+  let n = 0, errors = 0, firstError
+  const t0 = clock(), end = t0 + ms
+  while (clock() < end) {
+    try { await fn(n) } catch (e) { errors++; firstError ??= e }
+    n++
+  }
+  const elapsed = clock() - t0
+  return { seqUs: (elapsed * 1000) / n, seqCalls: n, errors, firstError }
+}
+
+/**
+ * `inflight` workers, each starting its next call when the previous one settles, until `ms` has
+ * passed; then the calls still running are drained. Measures throughput, CPU time of this (the JS)
+ * thread and of the whole process per call, and the event-loop delay while it runs.
+ */
+async function underLoad(fn, ms, inflight) {
+  let n = 0, done = 0, errors = 0, firstError
+  const histogram = monitorEventLoopDelay({ resolution: 1 })
+  histogram.enable()
+  await sleep(2) // let the delay timer start before the load
+  const cpu0 = L.threadCpuNs(), proc0 = L.processCpuNs(), t0 = clock()
+  const end = t0 + ms
+  const worker = async () => {
+    while (clock() < end) {
+      try { await fn(n++) } catch (e) { errors++; firstError ??= e }
+      done++
+    }
+  }
+  await Promise.all(Array.from({ length: inflight }, worker))
+  const elapsed = clock() - t0
+  const cpu1 = L.threadCpuNs(), proc1 = L.processCpuNs()
+  // A driver that never yields keeps the delay timer from firing until now: give it one turn so
+  // the block it just sat through is recorded.
+  await sleep(2)
+  histogram.disable()
+  return {
+    opsPerSec: (done * 1000) / elapsed, loadCalls: done, errors, firstError,
+    jsCpuUs: (cpu1 - cpu0) / 1000 / done, procCpuUs: (proc1 - proc0) / 1000 / done,
+    lagMaxMs: histogram.max / 1e6, lagP99Ms: histogram.percentile(99) / 1e6,
+  }
+}
+
+// ---------------------------------------------------------------- run
+
+const t00 = clock()
+const loadBefore = os.loadavg()[0]
+const stale = L.staleBuildWarning()
+if (stale) log(stale)
+const clientDir = L.ensurePrismaClient(log)
+log(`seeding ${args.db}: ${args.rows} agents, audit logs and trust scores ...`)
+L.seed(args.db, args.rows)
+const admin = new L.Database(args.db, { timeout: 10000 })
+
+const adapters = {}
+for (const c of contenderNames) {
+  if (c === 'native') adapters[c] = L.nativeAdapter(args.db)
+  if (c === 'prisma') adapters[c] = await L.prismaAdapter(args.db, SYNC, clientDir)
+  if (c === 'raw') adapters[c] = L.rawAdapter(args.db, SYNC)
+}
+
+// Correctness first: every contender must give the expected answer for every operation.
+for (const op of opNames) {
+  for (const c of contenderNames) {
+    for (const i of [0, 1, 12345]) {
+      const result = await OPS[op].call(adapters[c], i, c)
+      if (!OPS[op].check(result, i)) {
+        console.error(`sanity check failed: ${c} ${op}(#${i}) returned`, result)
+        process.exit(1)
+      }
+    }
+  }
+}
+cleanup()
+
+/** Removes what the write operations added, so every phase starts from the seeded row counts. */
+function cleanup() {
+  admin.exec(`DELETE FROM kavach_audit_logs WHERE id LIKE 'bench-log-%';
+    DELETE FROM kavach_permissions WHERE agent_id LIKE 'bench-agent-%';
+    DELETE FROM kavach_agents WHERE id LIKE 'bench-agent-%';`)
+  admin.pragma('wal_checkpoint(TRUNCATE)')
+}
+
+const samples = {} // samples[op][contender] = [{ seqUs, opsPerSec, ... }, ...]
+const phaseCount = opNames.length * contenderNames.length * args.reps
+let phase = 0
+for (let rep = 0; rep < args.reps; rep++) {
+  for (const op of opNames) {
+    // Rotate the order each repetition so no contender always runs first or last.
+    const order = contenderNames.map((_, k) => contenderNames[(k + rep) % contenderNames.length])
+    for (const c of order) {
+      const a = adapters[c]
+      const fn = (i) => OPS[op].call(a, i, c)
+      await warmup(fn, args.warmupMs)
+      if (WRITES.has(op)) cleanup()
+      const seq = await sequential(fn, args.seqMs)
+      if (WRITES.has(op)) cleanup()
+      const load = await underLoad(fn, args.loadMs, args.inflight)
+      if (WRITES.has(op)) cleanup()
+      const s = { ...seq, ...load, errors: seq.errors + load.errors, firstError: seq.firstError ?? load.firstError }
+      ;((samples[op] ??= {})[c] ??= []).push(s)
+      phase++
+      log(`[${phase}/${phaseCount}] rep ${rep + 1} ${op.padEnd(20)} ${CONTENDER_LABEL[c].padEnd(7)} seq ${fmt(s.seqUs)} µs/op, ` +
+        `${fmt(s.opsPerSec, 0)} ops/s @${args.inflight}, JS CPU ${fmt(s.jsCpuUs)} µs/op, lag max ${fmt(s.lagMaxMs)} ms` +
+        (s.errors ? `, ${s.errors} errors (${String(s.firstError?.message ?? s.firstError).trim().split('\n').pop()})` : ''))
+    }
+  }
+}
+
+const synchronousInEffect = Object.fromEntries(contenderNames.map((c) => [c, adapters[c].synchronousInEffect()]))
+for (const c of contenderNames) await adapters[c].close()
+admin.close()
+const totalSec = (clock() - t00) / 1000
+const loadAfter = os.loadavg()[0]
+
+// ---------------------------------------------------------------- report
+
+function fmt(v, digits) {
+  if (v === undefined || v === null || Number.isNaN(v)) return '–'
+  if (digits === undefined) digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const stat = (op, c, key) => {
+  const xs = (samples[op]?.[c] ?? []).map((s) => s[key])
+  return xs.length ? { min: Math.min(...xs), med: median(xs), max: Math.max(...xs) } : null
+}
+const med = (op, c, key) => stat(op, c, key)?.med
+const range = (st, digits) => (st ? `${fmt(st.med, digits)} (${fmt(st.min, digits)}–${fmt(st.max, digits)})` : '–')
+const ratio = (x) => (x === undefined || !Number.isFinite(x) ? '–' : `${fmt(x, x >= 10 ? 1 : 2)}×`)
+
+function table(head, rows, markdown) {
+  if (markdown) {
+    return [`| ${head.join(' | ')} |`, `|${head.map((_, k) => (k < 2 ? ':---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+  }
+  const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => String(r[k]).length)))
+  const line = (r) => r.map((cell, k) => (k < 2 ? String(cell).padEnd(widths[k]) : String(cell).padStart(widths[k]))).join('  ')
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+const resultHead = ['operation', 'contender', 'sequential µs/op', `ops/s @${args.inflight} in flight`, 'JS-thread CPU µs/op', 'process CPU µs/op', 'loop lag p99 ms', 'loop lag max ms', 'errors']
+const resultRows = []
+for (const op of opNames) {
+  for (const c of contenderNames) {
+    const errors = (samples[op]?.[c] ?? []).reduce((sum, s) => sum + s.errors, 0)
+    resultRows.push([op, CONTENDER_LABEL[c], range(stat(op, c, 'seqUs')), range(stat(op, c, 'opsPerSec'), 0), range(stat(op, c, 'jsCpuUs')),
+      fmt(med(op, c, 'procCpuUs')), fmt(med(op, c, 'lagP99Ms')), range(stat(op, c, 'lagMaxMs')), String(errors)])
+  }
+}
+
+const has = (c) => contenderNames.includes(c)
+const ratioHead = ['operation', 'vs', 'sequential speed', 'ops/s @' + args.inflight, 'JS-thread CPU']
+const ratioRows = []
+for (const op of opNames) {
+  for (const other of ['prisma', 'raw']) {
+    if (!has('native') || !has(other)) continue
+    ratioRows.push([op, `native vs ${CONTENDER_LABEL[other]}`,
+      ratio(med(op, other, 'seqUs') / med(op, 'native', 'seqUs')),
+      ratio(med(op, 'native', 'opsPerSec') / med(op, other, 'opsPerSec')),
+      ratio(med(op, other, 'jsCpuUs') / med(op, 'native', 'jsCpuUs'))])
+  }
+}
+
+// Targets of issue 5, checked on the medians.
+const targetRows = []
+const verdict = (ok) => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'FAIL')
+function target(name, measured, ok) { targetRows.push([name, measured, verdict(ok)]) }
+if (has('native') && has('prisma')) {
+  const both = (a, b) => (a === undefined || b === undefined ? undefined : a && b)
+  if (opNames.includes('findAgentById')) {
+    const us = med('findAgentById', 'native', 'seqUs'), x = med('findAgentById', 'prisma', 'seqUs') / us
+    target('findAgentById sequential ≤ 40 µs and ≥ 2.5× faster than Prisma 7', `${fmt(us)} µs, ${ratio(x)}`, both(us <= 40, x >= 2.5))
+  }
+  for (const op of ['findAgentById', 'findAgentByTokenHash'].filter((o) => opNames.includes(o))) {
+    const ops = med(op, 'native', 'opsPerSec'), x = ops / med(op, 'prisma', 'opsPerSec')
+    target(`point read ${op} @${args.inflight} ≥ 75k ops/s and ≥ 3× Prisma 7`, `${fmt(ops, 0)} ops/s, ${ratio(x)}`, both(ops >= 75000, x >= 3))
+  }
+  for (const op of opNames) {
+    const us = med(op, 'native', 'jsCpuUs'), x = med(op, 'prisma', 'jsCpuUs') / us
+    target(`${op}: JS-thread CPU under load ≤ 5 µs/call and ≤ 1/7 of Prisma 7`, `${fmt(us)} µs, 1/${fmt(x, 1)}`, both(us <= 5, x >= 7))
+  }
+  for (const op of ['createAuditLog', 'transaction'].filter((o) => opNames.includes(o))) {
+    const x = med(op, 'native', 'opsPerSec') / med(op, 'prisma', 'opsPerSec')
+    target(`${op} @${args.inflight} ≥ 3× Prisma 7 (ops/s)`, ratio(x), x >= 3)
+  }
+}
+
+const m = L.machine()
+const syncLine = Object.entries(synchronousInEffect).map(([c, v]) => `${CONTENDER_LABEL[c]} ${v}`).join(', ')
+const settings = `${args.reps} repetitions; phases: warm-up ${args.warmupMs} ms, sequential ${args.seqMs} ms, load ${args.loadMs} ms ` +
+  `with ${args.inflight} calls in flight${args.quick ? ' (--quick)' : ''}; total run ${fmt(totalSec, 0)} s`
+const notes = [
+  `One node process, one SQLite file in WAL mode seeded with ${args.rows} agents, ${args.rows} audit logs and ${args.rows} trust scores ` +
+    '(DDL from `schemaDdl(\'sqlite\')`). The three contenders hold their connections to that file at the same time and run one after another.',
+  `PRAGMA synchronous in effect: ${syncLine}.`,
+  'Cells are median (min–max) over the repetitions. Sequential = each call awaited before the next. Load = ' +
+    `${args.inflight} workers that each start a new call as soon as their previous one settles.`,
+  `JS-thread CPU = on-CPU time of the main thread (${L.threadCpuSource}, first field) during the load phase, divided by the calls. ` +
+    'Process CPU = process.cpuUsage() (all threads, SQLite work included) per call.',
+  'Loop lag = perf_hooks.monitorEventLoopDelay (1 ms resolution) during the load phase. A synchronous driver never yields ' +
+    'inside the load loop, so its lag is the whole phase.',
+  'Ratios: > 1× means native is better (faster, more ops/s, less JS-thread CPU).',
+  `listAgents({ ownerId }) returns ${L.AGENTS_PER_OWNER} rows; queryAuditLogs({ agentId, since, limit: ${L.AUDIT_LIMIT} }) returns ${L.AUDIT_LIMIT} rows. ` +
+    'kavach_agents has no index on owner_id or token_hash (schema.prisma, as upstream), so listAgents and findAgentByTokenHash scan the table.',
+  'Raw = better-sqlite3 prepared statements with the same SQL, rows returned as stored (no Date / JSON decoding); its transaction is synchronous.',
+  'Writes (createAuditLog, upsertTrustScore, transaction) use their own ids; the rows they add are deleted and the WAL checkpointed between phases.',
+]
+
+const machineLines = [
+  `CPU: ${m.model}, nproc ${m.nproc}, ${m.mem} RAM; ${m.kernel}`,
+  `Node ${m.node}; SQLite ${m.sqliteBetter} (better-sqlite3 ${m.versions['better-sqlite3']}: raw and Prisma), ${m.sqliteNative} (bundled in the native addon)`,
+  `1-minute load average: ${fmt(loadBefore)} at the start, ${fmt(loadAfter)} at the end` +
+    (Math.max(loadBefore, loadAfter) > 0.5 ? ` (other work was running on this machine: expect noise; compare min–max)` : ''),
+  `@kavachos/prisma ${m.versions['@kavachos/prisma']}, prisma ${m.versions.prisma}, @prisma/client ${m.versions['@prisma/client']}, @prisma/adapter-better-sqlite3 ${m.versions['@prisma/adapter-better-sqlite3']}`,
+]
+
+console.log('\n' + machineLines.join('\n'))
+console.log(settings)
+console.log(`PRAGMA synchronous: ${syncLine}\n`)
+console.log(table(resultHead, resultRows, false) + '\n')
+if (ratioRows.length) console.log(table(ratioHead, ratioRows, false) + '\n')
+if (targetRows.length) console.log(table(['target', 'measured (median)', 'verdict'], targetRows, false) + '\n')
+for (const op of opNames) for (const c of contenderNames) {
+  const bad = (samples[op]?.[c] ?? []).find((s) => s.firstError)
+  if (bad) console.log(`first error of ${CONTENDER_LABEL[c]} ${op}: ${String(bad.firstError?.message ?? bad.firstError).trim()}`)
+}
+
+if (resultsFile) {
+  const md = [
+    '# Benchmark results',
+    '',
+    `Latest run: ${new Date().toISOString()}, \`npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\`. Rewritten by every run.`,
+    '',
+    '## Machine',
+    '',
+    ...machineLines.map((l) => `- ${l}`),
+    '',
+    '## Method',
+    '',
+    `- ${settings}.`,
+    ...notes.map((n) => `- ${n}`),
+    '',
+    '## Results',
+    '',
+    table(resultHead, resultRows, true),
+    '',
+    '## Ratios',
+    '',
+    table(ratioHead, ratioRows, true),
+    '',
+    '## Targets (issue 5)',
+    '',
+    table(['target', 'measured (median)', 'verdict'], targetRows, true),
+    '',
+  ].join('\n')
+  fs.writeFileSync(resultsFile, md)
+  log(`wrote ${path.relative(process.cwd(), resultsFile) || resultsFile}`)
+}
