@@ -16,6 +16,11 @@ export declare class NativeAdapter {
   call(methodIndex: number, args: unknown[]): Promise<unknown>
   /** A transaction handle; `begin()` on it starts the database transaction. */
   transaction(timeoutMs: number, maxWaitMs: number, isolationLevel?: string | undefined | null): NativeTransaction
+  /**
+   * Connects now (creating missing tables unless `skipMigrations`) and resolves with
+   * the names of the tables this adapter created.
+   */
+  connect(): Promise<string[]>
   close(): Promise<void>
 }
 

@@ -1003,8 +1003,8 @@ export interface TransactionOptions {
   timeout?: number
   /** Longest to wait for the connection before giving up with P2028, in ms (default 2000). */
   maxWait?: number
-  /** SQLite transactions are always Serializable. */
-  isolationLevel?: 'Serializable'
+  /** As Prisma's: SQLite takes only 'Serializable'; PostgreSQL and MySQL take all four. */
+  isolationLevel?: 'ReadUncommitted' | 'ReadCommitted' | 'RepeatableRead' | 'Serializable'
 }
 
 /** Every method of `@kavachos/prisma`'s adapter, with the same names, arguments and results. */
@@ -1083,6 +1083,9 @@ export interface KavachPrismaAdapter {
 
 /** The adapter `createAdapter` returns: every method, plus `close`. */
 export interface KavachNativeAdapter extends KavachPrismaAdapter {
+  /** Connects now (otherwise the first call does) and creates missing tables unless
+   * `skipMigrations`; resolves with the names of the tables it created. */
+  connect(): Promise<string[]>
   /** Closes every connection; an in-memory database is gone afterwards. */
   close(): Promise<void>
 }
@@ -1095,12 +1098,13 @@ export interface AdapterOptions {
 /**
  * Opens an adapter on a database URL: `:memory:` (a private in-memory database),
  * `file:./dev.db` (Prisma's form, relative to the working directory), a plain path
- * such as `./kavach.db`, or `sqlite:./kavach.db`. Synchronous; connects on first use.
+ * such as `./kavach.db`, `sqlite:./kavach.db`, `postgresql://user:pass@host:5432/db` or
+ * `mysql://user:pass@host:3306/db` (Prisma's URL parameters apply). Synchronous; connects on first use.
  */
 export declare function createAdapter(url: string, options?: AdapterOptions): KavachNativeAdapter
 /** The KavachOS models as a Prisma schema, to merge into your own. */
 export declare function schemaPrisma(): string
 /** The DDL the adapter runs to create every missing table. */
-export declare function schemaDdl(provider: 'sqlite'): string[]
+export declare function schemaDdl(provider: 'sqlite' | 'postgresql' | 'mysql'): string[]
 /** The adapter's method names. */
 export declare function methodNames(): string[]

@@ -73,6 +73,7 @@ function createAdapter(url, options) {
   const native = new binding.NativeAdapter(url, options ?? undefined)
   const adapter = bindMethods(native)
   adapter.transaction = (fn, txOptions) => runTransaction(native, fn, txOptions)
+  adapter.connect = () => native.connect()
   adapter.close = () => native.close()
   return adapter
 }

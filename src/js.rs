@@ -288,6 +288,7 @@ impl ToNapiValue for Reply {
             Ok(Outcome::Count(n)) => number(env, n as f64),
             Ok(Outcome::Record(r)) => record(env, &r),
             Ok(Outcome::Records(rs)) => array(env, &rs, |r| record(env, r)),
+            Ok(Outcome::Strings(items)) => array(env, &items, |s| string(env, s)),
             Err(err) => {
                 let js_error = error(env, &err)?;
                 Err(napi::Error::from(Unknown::from_raw_unchecked(env, js_error)))

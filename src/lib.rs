@@ -86,6 +86,14 @@ impl NativeAdapter {
         }
     }
 
+    /// Connects now (creating missing tables unless `skipMigrations`) and resolves with
+    /// the names of the tables this adapter created.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub async fn connect(&self) -> Reply {
+        let adapter = Arc::clone(&self.inner);
+        Reply(adapter.created_tables().await.map(Outcome::Strings))
+    }
+
     #[napi]
     pub async fn close(&self) {
         self.inner.close().await;

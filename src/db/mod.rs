@@ -40,6 +40,7 @@ pub enum Outcome {
     Count(u64),
     Record(Record),
     Records(Vec<Record>),
+    Strings(Vec<String>),
 }
 
 type SqliteWriter = Arc<Mutex<Option<SqliteConnection>>>;
@@ -125,7 +126,8 @@ impl Conn<'_> {
 pub struct Adapter {
     config: Config,
     dialect: Dialect,
-    backend: OnceCell<Backend>,
+    /// The connections, and the tables the first connection created.
+    backend: OnceCell<(Backend, Vec<String>)>,
     closed: AtomicBool,
 }
 
@@ -157,28 +159,33 @@ impl Adapter {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed_error());
         }
-        self.backend.get_or_try_init(|| self.connect()).await
+        let (backend, _) = self.backend.get_or_try_init(|| self.connect()).await?;
+        Ok(backend)
     }
 
-    async fn connect(&self) -> Result<Backend> {
+    /// Connects (if not yet) and tells which tables this adapter created.
+    pub async fn created_tables(&self) -> Result<Vec<String>> {
+        self.backend().await?;
+        Ok(self.backend.get().map(|(_, created)| created.clone()).unwrap_or_default())
+    }
+
+    async fn connect(&self) -> Result<(Backend, Vec<String>)> {
         let migrate = !self.config.skip_migrations;
-        match &self.config.target {
+        Ok(match &self.config.target {
             Target::Memory | Target::File(_) => {
-                let (writer, readers) = sqlite::connect(&self.config, migrate).await?;
-                Ok(Backend::Sqlite {
-                    writer: Arc::new(Mutex::new(Some(writer))),
-                    readers,
-                })
+                let (writer, readers, created) = sqlite::connect(&self.config, migrate).await?;
+                let writer = Arc::new(Mutex::new(Some(writer)));
+                (Backend::Sqlite { writer, readers }, created)
             }
-            Target::Postgres(server) => Ok(Backend::Postgres(
-                postgres::connect(server, migrate).await?,
-                server.clone(),
-            )),
-            Target::Mysql(server) => Ok(Backend::Mysql(
-                mysql::connect(server, migrate).await?,
-                server.clone(),
-            )),
-        }
+            Target::Postgres(server) => {
+                let (pool, created) = postgres::connect(server, migrate).await?;
+                (Backend::Postgres(pool, server.clone()), created)
+            }
+            Target::Mysql(server) => {
+                let (pool, created) = mysql::connect(server, migrate).await?;
+                (Backend::Mysql(pool, server.clone()), created)
+            }
+        })
     }
 
     /// A connection for one call: the SQLite writer for writes (and for in-memory
@@ -235,7 +242,7 @@ impl Adapter {
     /// Closes every connection; later calls fail with a clear error.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        match self.backend.get() {
+        match self.backend.get().map(|(backend, _)| backend) {
             Some(Backend::Sqlite { writer, readers }) => {
                 if let Some(readers) = readers {
                     readers.close().await;

@@ -48,21 +48,24 @@ fn connect_options(server: &Server) -> MySqlConnectOptions {
     options.statement_cache_capacity(server.statement_cache_size.unwrap_or(100))
 }
 
-pub(super) async fn connect(server: &Server, migrate: bool) -> Result<MySqlPool> {
+/// Also returns the tables it created.
+pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(MySqlPool, Vec<String>)> {
     let pool = MySqlPoolOptions::new()
         .max_connections(server.connection_limit.unwrap_or(default_pool_size()))
         .min_connections(0)
         .acquire_timeout(server.pool_timeout.max(server.connect_timeout))
         .test_before_acquire(false)
         .connect_lazy_with(connect_options(server));
-    if migrate {
-        let mut conn = match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => return Err(acquire_error(e, server).await),
-        };
-        create_missing_tables(&mut conn).await?;
+    if !migrate {
+        return Ok((pool, Vec::new()));
     }
-    Ok(pool)
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return Err(acquire_error(e, server).await),
+    };
+    let created = create_missing_tables(&mut conn).await?;
+    drop(conn);
+    Ok((pool, created))
 }
 
 /// As for PostgreSQL: a timed-out pool is exhausted (P2024) or the server is unreachable (P1001).
@@ -101,7 +104,7 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
 }
 
 /// Creates missing tables under `GET_LOCK`, so concurrent starts do not collide.
-async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<()> {
+async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<Vec<String>> {
     let fail = |e| map_sqlx_error(e, None);
     let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 30)")
         .bind(SCHEMA_LOCK)
@@ -111,7 +114,7 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<()> {
     if locked != Some(1) {
         return Err(KavachError::database("Timed out waiting for another process to create the kavach_* tables"));
     }
-    let result: Result<()> = async {
+    let result: Result<Vec<String>> = async {
         let existing: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT CAST(table_name AS BINARY) FROM information_schema.tables WHERE table_schema = DATABASE()",
         )
@@ -119,12 +122,14 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<()> {
         .await
         .map_err(fail)?;
         let existing: Vec<String> = existing.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
+        let mut created = Vec::new();
         for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
             for ddl in Dialect::Mysql.create_table(model) {
                 conn.execute(ddl.as_str()).await.map_err(fail)?;
             }
+            created.push(model.table.clone());
         }
-        Ok(())
+        Ok(created)
     }
     .await;
     let _ = sqlx::query("SELECT RELEASE_LOCK(?)").bind(SCHEMA_LOCK).execute(&mut *conn).await;

@@ -74,7 +74,8 @@ fn session_sql(server: &Server) -> String {
     sql
 }
 
-pub(super) async fn connect(server: &Server, migrate: bool) -> Result<PgPool> {
+/// Also returns the tables it created.
+pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(PgPool, Vec<String>)> {
     let options = connect_options(server)?;
     let session = session_sql(server);
     let pool = PgPoolOptions::new()
@@ -87,14 +88,16 @@ pub(super) async fn connect(server: &Server, migrate: bool) -> Result<PgPool> {
             Box::pin(async move { conn.execute(session.as_str()).await.map(drop) })
         })
         .connect_lazy_with(options);
-    if migrate {
-        let mut conn = match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => return Err(acquire_error(e, server).await),
-        };
-        create_missing_tables(&mut conn, server.schema.as_deref()).await?;
+    if !migrate {
+        return Ok((pool, Vec::new()));
     }
-    Ok(pool)
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return Err(acquire_error(e, server).await),
+    };
+    let created = create_missing_tables(&mut conn, server.schema.as_deref()).await?;
+    drop(conn);
+    Ok((pool, created))
 }
 
 /// Prisma's default pool size: cores × 2 + 1.
@@ -140,7 +143,7 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
 }
 
 /// Creates missing tables; an advisory lock makes concurrent starts safe.
-async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) -> Result<()> {
+async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) -> Result<Vec<String>> {
     let fail = |e| map_sqlx_error(e, None);
     let mut tx = conn.begin().await.map_err(fail)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -158,12 +161,15 @@ async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) ->
     .fetch_all(&mut *tx)
     .await
     .map_err(fail)?;
+    let mut created = Vec::new();
     for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
         for ddl in Dialect::Postgres.create_table(model) {
             tx.execute(ddl.as_str()).await.map_err(fail)?;
         }
+        created.push(model.table.clone());
     }
-    tx.commit().await.map_err(fail)
+    tx.commit().await.map_err(fail)?;
+    Ok(created)
 }
 
 fn naive_utc(ms: i64) -> NaiveDateTime {

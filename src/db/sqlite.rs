@@ -30,10 +30,11 @@ fn connect_options(config: &Config) -> SqliteConnectOptions {
 }
 
 /// Opens the writer connection (creating missing tables) and, for a file, the read pool.
+/// Also returns the tables it created.
 pub(super) async fn connect(
     config: &Config,
     migrate: bool,
-) -> Result<(SqliteConnection, Option<SqlitePool>)> {
+) -> Result<(SqliteConnection, Option<SqlitePool>, Vec<String>)> {
     let options = connect_options(config);
     let mut writer = SqliteConnection::connect_with(&options).await.map_err(|e| {
         let place = match &config.target {
@@ -42,9 +43,10 @@ pub(super) async fn connect(
         };
         KavachError::connection("P1003", format!("Cannot open {place}: {e}"))
     })?;
-    if migrate {
-        create_missing_tables(&mut writer).await?;
-    }
+    let created = match migrate {
+        true => create_missing_tables(&mut writer).await?,
+        false => Vec::new(),
+    };
     let readers = match config.target {
         Target::File(_) => Some(
             SqlitePoolOptions::new()
@@ -55,27 +57,29 @@ pub(super) async fn connect(
         ),
         _ => None,
     };
-    Ok((writer, readers))
+    Ok((writer, readers, created))
 }
 
 /// Creates the tables of every model that has none yet, with their indexes, in one
 /// `BEGIN IMMEDIATE` transaction so two processes starting at once do not collide.
 /// Existing tables are left exactly as they are.
-async fn create_missing_tables(conn: &mut SqliteConnection) -> Result<()> {
+async fn create_missing_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     let fail = |e| map_sqlx_error(e, None);
     conn.execute("BEGIN IMMEDIATE").await.map_err(fail)?;
-    let result: Result<()> = async {
+    let result: Result<Vec<String>> = async {
         let existing: Vec<String> =
             sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(fail)?;
+        let mut created = Vec::new();
         for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
             for ddl in Dialect::Sqlite.create_table(model) {
                 conn.execute(ddl.as_str()).await.map_err(fail)?;
             }
+            created.push(model.table.clone());
         }
-        Ok(())
+        Ok(created)
     }
     .await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
