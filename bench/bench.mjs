@@ -181,6 +181,7 @@ async function underLoad(fn, ms, inflight) {
 
 const t00 = clock()
 const loadBefore = os.loadavg()[0]
+const m = L.machine() // before the run: the .node file it describes is the one this process loads
 const stale = L.staleBuildWarning()
 if (stale) log(stale)
 const clientDir = L.ensurePrismaClient(log)
@@ -325,7 +326,8 @@ if (has('native') && has('prisma')) {
   }
 }
 
-const m = L.machine()
+const rebuilt = L.machine().nativeBuilt !== m.nativeBuilt
+if (rebuilt) log('warning: the native addon was rebuilt during the run; the numbers are for the build loaded at the start')
 const syncLine = Object.entries(synchronousInEffect).map(([c, v]) => `${CONTENDER_LABEL[c]} ${v}`).join(', ')
 const settings = `${args.reps} repetitions; phases: warm-up ${args.warmupMs} ms, sequential ${args.seqMs} ms, load ${args.loadMs} ms ` +
   `with ${args.inflight} calls in flight${args.quick ? ' (--quick)' : ''}; total run ${fmt(totalSec, 0)} s`
@@ -349,6 +351,7 @@ const notes = [
 const machineLines = [
   `CPU: ${m.model}, nproc ${m.nproc}, ${m.mem} RAM; ${m.kernel}`,
   `Node ${m.node}; SQLite ${m.sqliteBetter} (better-sqlite3 ${m.versions['better-sqlite3']}: raw and Prisma), ${m.sqliteNative} (bundled in the native addon)`,
+  `${m.nativeBuilt}${rebuilt ? ' (rebuilt on disk during the run; this process kept the one loaded at the start)' : ''}`,
   `1-minute load average: ${fmt(loadBefore)} at the start, ${fmt(loadAfter)} at the end` +
     (Math.max(loadBefore, loadAfter) > 0.5 ? ` (other work was running on this machine: expect noise; compare min–max)` : ''),
   `@kavachos/prisma ${m.versions['@kavachos/prisma']}, prisma ${m.versions.prisma}, @prisma/client ${m.versions['@prisma/client']}, @prisma/adapter-better-sqlite3 ${m.versions['@prisma/adapter-better-sqlite3']}`,

@@ -231,7 +231,7 @@ export function machine() {
   betterSqlite.close()
   return {
     nproc, model, mem, node: process.version, kernel: `${os.type()} ${os.release()} ${os.arch()}`,
-    sqliteBetter: sqlite, sqliteNative: nativeSqliteVersion(),
+    sqliteBetter: sqlite, sqliteNative: nativeSqliteVersion(), nativeBuilt: nativeBuildTime(),
     versions: packageVersions(['@kavachos/prisma', 'prisma', '@prisma/client', '@prisma/adapter-better-sqlite3', 'better-sqlite3']),
   }
 }
@@ -246,6 +246,13 @@ function nativeSqliteVersion() {
     if (version) return `3.${version[1]}.${version[2]}${id ? ` (${id[1]})` : ''}`
   } catch {}
   return 'unknown'
+}
+
+function nativeBuildTime() {
+  try {
+    const file = fs.readdirSync(ROOT).find((f) => f.startsWith('kavach-native.') && f.endsWith('.node'))
+    return `${file} built ${fs.statSync(path.join(ROOT, file)).mtime.toISOString()}`
+  } catch { return 'no native build found' }
 }
 
 function packageVersions(names) {

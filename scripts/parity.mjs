@@ -6,7 +6,7 @@
 //   npm run test:parity -- --seeds 50 --start 1000
 //   npm run test:parity -- --seed 17,42           just these seeds
 //   options: --calls N (top-level calls per seed, default 2000), --jobs N (default: CPUs),
-//            --include-known[=doubles,maxdouble,protokeys,limit] (also generate the inputs of known
+//            --include-known[=jsonroot,maxdouble,protokeys,limit] (also generate the inputs of known
 //            mismatches; all of them without a list), --keep (keep the databases),
 //            --verbose (print per-seed statistics)
 import { spawn } from 'node:child_process'

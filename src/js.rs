@@ -182,6 +182,22 @@ unsafe fn set(env: sys::napi_env, obj: sys::napi_value, key: &str, value: sys::n
     check(sys::napi_set_property(env, obj, key, value), "set property")
 }
 
+unsafe fn define_own(env: sys::napi_env, obj: sys::napi_value, key: &str, value: sys::napi_value) -> napi::Result<()> {
+    let descriptor = sys::napi_property_descriptor {
+        utf8name: ptr::null(),
+        name: string(env, key)?,
+        method: None,
+        getter: None,
+        setter: None,
+        value,
+        attributes: sys::PropertyAttributes::writable
+            | sys::PropertyAttributes::enumerable
+            | sys::PropertyAttributes::configurable,
+        data: ptr::null_mut(),
+    };
+    check(sys::napi_define_properties(env, obj, 1, &descriptor), "define property")
+}
+
 unsafe fn array<T>(
     env: sys::napi_env,
     items: &[T],
@@ -205,7 +221,13 @@ unsafe fn json(env: sys::napi_env, value: &serde_json::Value) -> napi::Result<sy
         serde_json::Value::Object(map) => {
             let obj = object(env)?;
             for (key, item) in map {
-                set(env, obj, key, json(env, item)?)?;
+                let value = json(env, item)?;
+                if key == "__proto__" {
+                    // As JSON.parse does: an own property, not the prototype setter.
+                    define_own(env, obj, key, value)?;
+                } else {
+                    set(env, obj, key, value)?;
+                }
             }
             Ok(obj)
         }

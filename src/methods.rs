@@ -87,12 +87,42 @@ pub enum Shape {
         expired: Option<&'static str>,
         returns: Returns,
     },
+    /// One atomic `UPDATE ... WHERE key AND guards`, resolving with the updated row; when
+    /// no row qualifies: `null`, or P2025 if `missing_is_error` (then only a missing key
+    /// can fail). Concurrent callers cannot both succeed on a flag guard ("exactly once").
+    Guarded {
+        change: Change,
+        guards: &'static [Guard],
+        missing_is_error: bool,
+    },
     /// Insert, or on conflict with `conflict` update `update` (Prisma's upsert).
     Upsert {
         conflict: &'static str,
         update: &'static [&'static str],
         derived_id: Option<DerivedId>,
     },
+}
+
+/// What a guarded update changes.
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    /// Sets a boolean column.
+    Flag(&'static str, bool),
+    /// Adds one to an integer column, atomically.
+    Increment(&'static str),
+}
+
+/// A condition a guarded update requires besides the key match.
+#[derive(Debug, Clone, Copy)]
+pub enum Guard {
+    /// The boolean column holds this value (e.g. `used = false`).
+    Is(&'static str, bool),
+    /// The text column holds this value (e.g. `status = 'active'`).
+    Equals(&'static str, &'static str),
+    /// The date column lies in the future.
+    NotExpired(&'static str),
+    /// `field < limit`, or `limit` is null (no limit).
+    BelowLimit(&'static str, &'static str),
 }
 
 /// An id the adapter computes instead of taking it from the caller.
@@ -397,6 +427,11 @@ impl Method {
             Shape::FindOne => "rowOrNull",
             Shape::FindMany { .. } => "rows",
             Shape::Create | Shape::Upsert { .. } => "row",
+            Shape::Guarded {
+                missing_is_error: true,
+                ..
+            } => "row",
+            Shape::Guarded { .. } => "rowOrNull",
             Shape::Update {
                 returns: Returns::Row,
                 ..

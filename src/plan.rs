@@ -5,9 +5,9 @@ use sha2::{Digest, Sha256};
 
 use crate::dialect::Dialect;
 use crate::error::{KavachError, Result};
-use crate::methods::{Arg, Cmp, DerivedId, Dir, Method, Returns, Set, Shape};
+use crate::methods::{Arg, Change, Cmp, DerivedId, Dir, Guard, Method, Returns, Set, Shape};
 use crate::schema::{DefaultValue, Field, Model, ScalarType, SCHEMA};
-use crate::value::{json_text, parse_iso_input, JsValue, Value, MAX_DATE_MS};
+use crate::value::{json_text, parse_iso_input, storable_date, JsValue, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
@@ -39,6 +39,9 @@ pub enum Expect {
     Affected { returns: Returns },
     /// No rows, but at least one must be affected (P2025 otherwise).
     AffectedOne { operation: &'static str },
+    /// `before` is a guarded write: when it affected no row, `null` (or P2025 naming
+    /// `missing`); otherwise the statement reads the row back.
+    AfterWrite { missing: Option<&'static str> },
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +146,30 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
                 },
             }
         }
+        Shape::Guarded {
+            change,
+            guards,
+            missing_is_error,
+        } => {
+            let mut conds = builder.key_conditions()?;
+            let key = (conds[0].field, conds[0].value.clone());
+            conds.extend(guards.iter().map(|g| guard_condition(model, g)));
+            let assignment = match change {
+                Change::Flag(field, flag) => Assignment::Set(model.field(field), Value::Bool(flag)),
+                Change::Increment(field) => Assignment::Increment(model.field(field)),
+            };
+            builder.guarded_update(&conds, assignment);
+            builder.read_back(Some(&key));
+            let missing = missing_is_error.then_some("an update");
+            match (builder.before.is_some(), missing) {
+                (true, _) => Expect::AfterWrite { missing },
+                (false, Some(operation)) => Expect::One {
+                    operation,
+                    returns: Returns::Row,
+                },
+                (false, None) => Expect::Optional,
+            }
+        }
         Shape::Delete => {
             let conds = builder.key_conditions()?;
             builder.delete(&conds);
@@ -187,6 +214,29 @@ enum CondCmp {
     Gte,
     Lte,
     Lt,
+    Gt,
+    /// `(limit IS NULL OR field < limit)`; the condition's value is unused.
+    BelowColumn(usize),
+}
+
+fn guard_condition(model: &Model, guard: &Guard) -> Cond {
+    match *guard {
+        Guard::Is(field, flag) => Cond::new(model.field(field), Cmp::Eq, Value::Bool(flag)),
+        Guard::Equals(field, text) => Cond::new(model.field(field), Cmp::Eq, Value::Text(text.into())),
+        Guard::NotExpired(field) => Cond::new(model.field(field), CondCmp::Gt, Value::DateTime(now_millis())),
+        Guard::BelowLimit(field, limit) => Cond::new(
+            model.field(field),
+            CondCmp::BelowColumn(model.field(limit)),
+            Value::Int(0),
+        ),
+    }
+}
+
+/// One `SET` item of an update.
+enum Assignment {
+    Set(usize, Value),
+    /// `column = column + 1`
+    Increment(usize),
 }
 
 impl From<Cmp> for CondCmp {
@@ -346,9 +396,8 @@ impl<'a> Builder<'a> {
         let get = |key: &str, default: i64| -> Result<i64> {
             match entries.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
                 None | Some(JsValue::Undefined) => Ok(default),
-                Some(JsValue::Number(n)) if n.fract() == 0.0 && *n >= 0.0 && *n <= i32::MAX as f64 => {
-                    Ok(*n as i64)
-                }
+                // Fractions are truncated, as Prisma does with `take` / `skip`.
+                Some(JsValue::Number(n)) if *n >= 0.0 && *n < i32::MAX as f64 => Ok(n.trunc() as i64),
                 Some(other) => Err(self.invalid(format!(
                     "filter `{key}` must be a non-negative integer, got {}",
                     other.describe()
@@ -500,6 +549,11 @@ impl<'a> Builder<'a> {
         for (n, cond) in conds.iter().enumerate() {
             self.sql.push_str(if n == 0 { " WHERE " } else { " AND " });
             let column = self.column(cond.field);
+            if let CondCmp::BelowColumn(limit) = cond.cmp {
+                let limit = self.column(limit);
+                self.sql.push_str(&format!("({limit} IS NULL OR {column} < {limit})"));
+                continue;
+            }
             self.sql.push_str(&column);
             if cond.value == Value::Null {
                 self.sql.push_str(" IS NULL");
@@ -510,6 +564,8 @@ impl<'a> Builder<'a> {
                 CondCmp::Gte => " >= ",
                 CondCmp::Lte => " <= ",
                 CondCmp::Lt => " < ",
+                CondCmp::Gt => " > ",
+                CondCmp::BelowColumn(_) => unreachable!("written above"),
             });
             let ty = self.model.fields[cond.field].ty;
             self.bind(cond.value.clone(), ty);
@@ -572,6 +628,24 @@ impl<'a> Builder<'a> {
         }
     }
 
+    fn guarded_update(&mut self, conds: &[Cond], assignment: Assignment) {
+        self.sql = format!("UPDATE {} SET ", self.table());
+        match assignment {
+            Assignment::Set(field, value) => {
+                let column = self.column(field);
+                self.sql.push_str(&format!("{column} = "));
+                let ty = self.model.fields[field].ty;
+                self.bind(value, ty);
+            }
+            Assignment::Increment(field) => {
+                let column = self.column(field);
+                self.sql.push_str(&format!("{column} = {column} + 1"));
+            }
+        }
+        self.where_clause(conds);
+        self.returning();
+    }
+
     fn delete(&mut self, conds: &[Cond]) {
         self.sql = format!("DELETE FROM {}", self.table());
         self.where_clause(conds);
@@ -632,14 +706,16 @@ pub fn convert(field: &Field, js: &JsValue) -> std::result::Result<Value, String
         }
         (ScalarType::Boolean, JsValue::Bool(b)) => Ok(Value::Bool(*b)),
         (ScalarType::DateTime, JsValue::Date(ms)) => {
-            if ms.is_finite() && ms.abs() <= MAX_DATE_MS {
+            if storable_date(*ms) {
                 Ok(Value::DateTime(*ms as i64))
+            } else if ms.is_finite() {
+                Err("the Date is beyond year 262143, which cannot be stored".into())
             } else {
                 Err("got an invalid Date".into())
             }
         }
         (ScalarType::DateTime, JsValue::String(s)) => parse_iso_input(s)
-            .filter(|ms| (*ms as f64).abs() <= MAX_DATE_MS)
+            .filter(|ms| storable_date(*ms as f64))
             .map(Value::DateTime)
             .ok_or_else(|| {
                 format!("expected a Date or an ISO-8601 date-time string, got {}", js.describe())

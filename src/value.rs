@@ -56,8 +56,11 @@ pub enum Value {
     Json(serde_json::Value),
 }
 
-/// Largest |time| a JS `Date` can hold, in milliseconds.
-pub const MAX_DATE_MS: f64 = 8.64e15;
+/// Can this instant be stored? A JS `Date` reaches ±8.64e15 ms (year 275760); the date
+/// library here stops at year ±262143, so the last few millennia are refused on input.
+pub fn storable_date(ms: f64) -> bool {
+    ms.is_finite() && DateTime::from_timestamp_millis(ms as i64).is_some()
+}
 
 /// Formats like `Date.prototype.toISOString` with `Z` written as `+00:00`, which is what
 /// Prisma 7's SQLite driver adapter stores.
@@ -83,11 +86,34 @@ pub fn format_iso_millis(ms: i64) -> String {
 }
 
 /// Parses an ISO-8601 / RFC 3339 date-time with an offset (what Prisma accepts as a
-/// DateTime input). Sub-millisecond digits are dropped, as a JS `Date` would.
+/// DateTime input), including the six-digit signed years `toISOString` writes outside
+/// 0000–9999. Sub-millisecond digits are dropped, as a JS `Date` would.
 pub fn parse_iso_input(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text.trim())
+    let text = text.trim();
+    if let Some(ms) = parse_extended_year(text) {
+        return Some(ms);
+    }
+    DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|d| d.timestamp_millis())
+}
+
+/// `+010000-01-01T00:00:00.000Z` / `-000001-...`: RFC 3339 allows only four-digit years.
+fn parse_extended_year(text: &str) -> Option<i64> {
+    let sign = match text.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let year: i32 = text.get(1..7)?.parse().ok()?;
+    let rest = text.get(7..)?;
+    // Parse the rest against a leap year placeholder, then move to the real year.
+    let placeholder = DateTime::parse_from_rfc3339(&format!("2000{rest}")).ok()?;
+    let naive = placeholder.naive_utc();
+    let date = NaiveDate::from_ymd_opt(sign * year, naive.month(), naive.day())?;
+    let offset_shift = placeholder.naive_local() - naive;
+    let local = date.and_time(placeholder.naive_local().time());
+    Some((local - offset_shift).and_utc().timestamp_millis())
 }
 
 /// Parses a stored date: RFC 3339 with offset, or a naive `YYYY-MM-DD[ T]HH:MM:SS[.fff]`
@@ -125,11 +151,8 @@ pub fn js_number_text(n: f64) -> String {
     if n == 0.0 {
         return "0".into();
     }
-    let sci = format!("{:e}", n.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("LowerExp always has an exponent");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let (digits, n_exp) = shortest_digits(n.abs());
     let k = digits.len() as i32;
-    let n_exp = exp.parse::<i32>().expect("LowerExp exponent is an integer") + 1;
     let mut out = String::new();
     if n < 0.0 {
         out.push('-');
@@ -156,6 +179,63 @@ pub fn js_number_text(n: f64) -> String {
         out.push_str(&(n_exp - 1).abs().to_string());
     }
     out
+}
+
+/// The shortest digits that read back as `x` (> 0) and the decimal exponent `n` with
+/// x ≈ 0.d1d2… × 10^n, choosing as ECMAScript does between two equally short candidates:
+/// the one closer to the exact value, and on an exact tie the even one (Rust's shortest
+/// formatting may round a tie the other way).
+fn shortest_digits(x: f64) -> (String, i32) {
+    let split = |sci: &str| -> (String, i32) {
+        let (mantissa, exp) = sci.split_once('e').expect("LowerExp always has an exponent");
+        let digits = mantissa.chars().filter(|c| *c != '.').collect();
+        (digits, exp.parse::<i32>().expect("LowerExp exponent is an integer") + 1)
+    };
+    let (digits, n) = split(&format!("{x:e}"));
+    let k = digits.len();
+    if k < 16 {
+        return (digits, n);
+    }
+    // The exact decimal value of `x` (every double has a finite one, at most 767 digits).
+    let (exact, exact_n) = split(&format!("{x:.800e}"));
+    if exact_n != n {
+        return (digits, n);
+    }
+    let (head, rest) = exact.split_at(k);
+    let reads_back = |candidate: &str| {
+        format!("0.{candidate}e{n}").parse::<f64>().ok() == Some(x)
+    };
+    let below = head.to_string();
+    let above = increment_digits(head);
+    let (Some(above), true) = (above, reads_back(&below)) else {
+        return (digits, n);
+    };
+    if !reads_back(&above) {
+        return (below, n);
+    }
+    let rest = rest.trim_end_matches('0');
+    let pick_below = match rest.cmp("5") {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => below.as_bytes()[k - 1] % 2 == 0,
+    };
+    let pick = if pick_below { below } else { above };
+    let trimmed = pick.trim_end_matches('0');
+    (if trimmed.is_empty() { pick } else { trimmed.to_string() }, n)
+}
+
+/// `digits` + 1 in its last place, or None when it would need another digit.
+fn increment_digits(digits: &str) -> Option<String> {
+    let mut bytes = digits.as_bytes().to_vec();
+    for b in bytes.iter_mut().rev() {
+        if *b == b'9' {
+            *b = b'0';
+        } else {
+            *b += 1;
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
 }
 
 /// Why a value cannot be written as JSON: `JSON.stringify` would return `undefined`
@@ -261,6 +341,9 @@ mod tests {
             (-3.25e-10, "-3.25e-10"),
             (5e-324, "5e-324"),
             (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (-1764095784164965.2, "-1764095784164965.2"),
+            (0.9666666666666667, "0.9666666666666667"),
+            (123456789012345680000.0, "123456789012345680000"),
         ];
         for (n, text) in cases {
             assert_eq!(js_number_text(n), text, "{n:e}");
@@ -305,5 +388,11 @@ mod tests {
         );
         assert_eq!(format_iso_millis(-1), "1969-12-31T23:59:59.999+00:00");
         assert_eq!(parse_iso_input("yesterday"), None);
+        assert!(!storable_date(8.64e15) && storable_date(8.2e15) && !storable_date(f64::NAN));
+        for ms in [253402300800000_i64, -62198755200000, 8.2e15 as i64, -8.2e15 as i64] {
+            let text = format_iso_millis(ms);
+            assert_eq!(parse_stored_date(&text), Some(ms), "{text}");
+        }
+        assert_eq!(parse_iso_input("+010000-01-01T00:00:00.000Z"), Some(253402300800000));
     }
 }

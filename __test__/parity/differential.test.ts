@@ -5,7 +5,7 @@
 //
 // Seeds: PARITY_SEEDS (how many, default 3) from PARITY_SEED_START (default 1), or a list in
 // PARITY_SEED_LIST ("7,42"); PARITY_CALLS top-level calls per seed (default 2000);
-// PARITY_INCLUDE_KNOWN=all (or a list, e.g. doubles,limit) also generates the inputs of known
+// PARITY_INCLUDE_KNOWN=all (or a list, e.g. jsonroot,limit) also generates the inputs of known
 // mismatches (see generator.ts).
 // `npm run test:parity -- --seeds 200` sets these (scripts/parity.mjs).
 import fs from 'node:fs'

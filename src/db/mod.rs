@@ -439,9 +439,16 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
     let model = plan.model;
     let ctx = ErrorContext { model };
     if let Some(write) = &plan.before {
-        conn.execute(write)
+        let affected = conn
+            .execute(write)
             .await
             .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
+        if let (Expect::AfterWrite { missing }, 0) = (plan.expect, affected) {
+            return match missing {
+                Some(operation) => Err(KavachError::record_not_found(&model.name, operation)),
+                None => Ok(Outcome::Null),
+            };
+        }
     }
     match plan.expect {
         Expect::Affected { returns } => {
@@ -464,12 +471,15 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
             }
             Ok(Outcome::Nothing)
         }
-        Expect::Optional | Expect::One { .. } => {
+        Expect::Optional | Expect::One { .. } | Expect::AfterWrite { .. } => {
             let mut rows = conn.fetch(&plan.statement, model).await?;
             match (rows.is_empty(), plan.expect) {
                 (false, Expect::One { returns: Returns::Nothing, .. }) => Ok(Outcome::Nothing),
                 (false, _) => Ok(Outcome::Record(rows.swap_remove(0))),
-                (true, Expect::One { operation, .. }) => Err(KavachError::record_not_found(&model.name, operation)),
+                (true, Expect::One { operation, .. })
+                | (true, Expect::AfterWrite { missing: Some(operation) }) => {
+                    Err(KavachError::record_not_found(&model.name, operation))
+                }
                 (true, _) => Ok(Outcome::Null),
             }
         }

@@ -155,9 +155,17 @@ fn decode_cell(model: &Model, field: &Field, raw: SqliteValueRef<'_>) -> Result<
                 Value::DateTime(parse_stored_date(&s).ok_or_else(|| bad(format!("'{s}' is not a date")))?)
             }
         },
-        ScalarType::Json => {
-            let s = text(raw)?;
-            Value::Json(serde_json::from_str(&s).map_err(|e| bad(format!("invalid JSON ({e})")))?)
-        }
+        // A JSONB column has NUMERIC affinity: a bare JSON number is stored as a number.
+        ScalarType::Json => match storage.as_str() {
+            "INTEGER" => Value::Json(int(raw)?.into()),
+            "REAL" => {
+                let n = <f64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()))?;
+                Value::Json(serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into))
+            }
+            _ => {
+                let s = text(raw)?;
+                Value::Json(serde_json::from_str(&s).map_err(|e| bad(format!("invalid JSON ({e})")))?)
+            }
+        },
     })
 }
