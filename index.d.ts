@@ -997,6 +997,29 @@ export interface AuditLogFilter {
   offset?: number
 }
 
+export interface BudgetPolicyFilter {
+  agentId?: string | null
+  userId?: string | null
+  tenantId?: string | null
+  status?: string
+}
+
+export interface LoginHistoryFilter {
+  /** At most this many rows (default 100). */
+  limit?: number
+  /** Rows to skip (default 0). */
+  offset?: number
+}
+
+export interface CostEventFilter {
+  since?: Date | string
+  until?: Date | string
+  /** At most this many rows (default 100). */
+  limit?: number
+  /** Rows to skip (default 0). */
+  offset?: number
+}
+
 /** Options of `transaction`, as Prisma's interactive `$transaction` takes them. */
 export interface TransactionOptions {
   /** Longest the transaction may run before it is rolled back, in ms (default 5000). */
@@ -1074,6 +1097,114 @@ export interface KavachPrismaAdapter {
   listPendingApprovals(agentId: string): Promise<PrismaApprovalRequest[]>
   createApprovalRequest(input: CreateApprovalRequestInput): Promise<PrismaApprovalRequest>
   updateApprovalRequest(id: string, data: Partial<CreateApprovalRequestInput>): Promise<PrismaApprovalRequest>
+  findTenantById(id: string): Promise<PrismaTenant | null>
+  findTenantBySlug(slug: string): Promise<PrismaTenant | null>
+  listTenants(): Promise<PrismaTenant[]>
+  createTenant(input: CreateTenantInput): Promise<PrismaTenant>
+  updateTenant(id: string, data: Partial<CreateTenantInput>): Promise<PrismaTenant>
+  deleteTenant(id: string): Promise<void>
+  findBudgetPolicyById(id: string): Promise<PrismaBudgetPolicy | null>
+  listBudgetPolicies(filter?: BudgetPolicyFilter): Promise<PrismaBudgetPolicy[]>
+  createBudgetPolicy(input: CreateBudgetPolicyInput): Promise<PrismaBudgetPolicy>
+  updateBudgetPolicy(id: string, data: Partial<CreateBudgetPolicyInput>): Promise<PrismaBudgetPolicy>
+  deleteBudgetPolicy(id: string): Promise<void>
+  findAgentCardById(id: string): Promise<PrismaAgentCard | null>
+  findAgentCardByAgentId(agentId: string): Promise<PrismaAgentCard | null>
+  listAgentCards(): Promise<PrismaAgentCard[]>
+  createAgentCard(input: CreateAgentCardInput): Promise<PrismaAgentCard>
+  updateAgentCard(id: string, data: Partial<CreateAgentCardInput>): Promise<PrismaAgentCard>
+  deleteAgentCard(id: string): Promise<void>
+  findMagicLinkByToken(token: string): Promise<PrismaMagicLink | null>
+  createMagicLink(input: CreateMagicLinkInput): Promise<PrismaMagicLink>
+  consumeMagicLink(token: string): Promise<PrismaMagicLink | null>
+  deleteMagicLinksByEmail(email: string): Promise<void>
+  deleteExpiredMagicLinks(): Promise<number>
+  findActiveEmailOtp(email: string): Promise<PrismaEmailOtp | null>
+  createEmailOtp(input: CreateEmailOtpInput): Promise<PrismaEmailOtp>
+  incrementEmailOtpAttempts(id: string): Promise<PrismaEmailOtp>
+  deleteEmailOtp(id: string): Promise<void>
+  deleteEmailOtpsByEmail(email: string): Promise<void>
+  deleteExpiredEmailOtps(): Promise<number>
+  findTotpByUserId(userId: string): Promise<PrismaTotp | null>
+  upsertTotp(input: CreateTotpInput): Promise<PrismaTotp>
+  updateTotp(userId: string, data: Partial<CreateTotpInput>): Promise<PrismaTotp>
+  deleteTotp(userId: string): Promise<void>
+  findOrgRole(orgId: string, name: string): Promise<PrismaOrgRole | null>
+  listOrgRoles(orgId: string): Promise<PrismaOrgRole[]>
+  createOrgRole(input: CreateOrgRoleInput): Promise<PrismaOrgRole>
+  updateOrgRole(id: string, data: Partial<CreateOrgRoleInput>): Promise<PrismaOrgRole>
+  deleteOrgRole(id: string): Promise<void>
+  deleteOrgRolesByOrg(orgId: string): Promise<void>
+  findPasskeyCredentialByCredentialId(credentialId: string): Promise<PrismaPasskeyCredential | null>
+  listPasskeyCredentialsByUser(userId: string): Promise<PrismaPasskeyCredential[]>
+  createPasskeyCredential(input: CreatePasskeyCredentialInput): Promise<PrismaPasskeyCredential>
+  updatePasskeyCredential(id: string, data: Partial<CreatePasskeyCredentialInput>): Promise<PrismaPasskeyCredential>
+  deletePasskeyCredential(id: string): Promise<void>
+  deletePasskeyCredentialsByUser(userId: string): Promise<void>
+  findSsoConnectionById(id: string): Promise<PrismaSsoConnection | null>
+  findSsoConnectionByDomain(domain: string): Promise<PrismaSsoConnection | null>
+  listSsoConnectionsByOrg(orgId: string): Promise<PrismaSsoConnection[]>
+  createSsoConnection(input: CreateSsoConnectionInput): Promise<PrismaSsoConnection>
+  updateSsoConnection(id: string, data: Partial<CreateSsoConnectionInput>): Promise<PrismaSsoConnection>
+  deleteSsoConnection(id: string): Promise<void>
+  findPasskeyChallenge(challenge: string): Promise<PrismaPasskeyChallenge | null>
+  createPasskeyChallenge(input: CreatePasskeyChallengeInput): Promise<PrismaPasskeyChallenge>
+  deletePasskeyChallenge(challenge: string): Promise<void>
+  deleteExpiredPasskeyChallenges(): Promise<number>
+  findUsernameAccountByUsername(username: string): Promise<PrismaUsernameAccount | null>
+  findUsernameAccountByUserId(userId: string): Promise<PrismaUsernameAccount | null>
+  createUsernameAccount(input: CreateUsernameAccountInput): Promise<PrismaUsernameAccount>
+  updateUsernameAccount(id: string, data: Partial<CreateUsernameAccountInput>): Promise<PrismaUsernameAccount>
+  deleteUsernameAccount(id: string): Promise<void>
+  findActivePhoneVerification(phoneNumber: string): Promise<PrismaPhoneVerification | null>
+  createPhoneVerification(input: CreatePhoneVerificationInput): Promise<PrismaPhoneVerification>
+  incrementPhoneVerificationAttempts(id: string): Promise<PrismaPhoneVerification>
+  deletePhoneVerification(id: string): Promise<void>
+  deletePhoneVerificationsByPhone(phoneNumber: string): Promise<void>
+  deleteExpiredPhoneVerifications(): Promise<number>
+  findTrustedDevice(userId: string, fingerprint: string): Promise<PrismaTrustedDevice | null>
+  listTrustedDevicesByUser(userId: string): Promise<PrismaTrustedDevice[]>
+  createTrustedDevice(input: CreateTrustedDeviceInput): Promise<PrismaTrustedDevice>
+  updateTrustedDevice(id: string, data: Partial<CreateTrustedDeviceInput>): Promise<PrismaTrustedDevice>
+  deleteTrustedDevice(id: string): Promise<void>
+  deleteTrustedDevicesByUser(userId: string): Promise<void>
+  deleteExpiredTrustedDevices(): Promise<number>
+  findOneTimeTokenByHash(tokenHash: string): Promise<PrismaOneTimeToken | null>
+  createOneTimeToken(input: CreateOneTimeTokenInput): Promise<PrismaOneTimeToken>
+  consumeOneTimeToken(tokenHash: string, purpose: string): Promise<PrismaOneTimeToken | null>
+  revokeOneTimeTokens(identifier: string, purpose: string): Promise<number>
+  deleteExpiredOneTimeTokens(): Promise<number>
+  createLoginHistory(input: CreateLoginHistoryInput): Promise<PrismaLoginHistory>
+  findLastLogin(userId: string): Promise<PrismaLoginHistory | null>
+  listLoginHistoryByUser(userId: string, filter?: LoginHistoryFilter): Promise<PrismaLoginHistory[]>
+  deleteLoginHistoryByUser(userId: string): Promise<void>
+  findAgentDidByAgentId(agentId: string): Promise<PrismaAgentDid | null>
+  findAgentDidByDid(did: string): Promise<PrismaAgentDid | null>
+  createAgentDid(input: CreateAgentDidInput): Promise<PrismaAgentDid>
+  deleteAgentDid(agentId: string): Promise<void>
+  findOidcClientByClientId(clientId: string): Promise<PrismaOidcClient | null>
+  createOidcClient(input: CreateOidcClientInput): Promise<PrismaOidcClient>
+  updateOidcClient(clientId: string, data: Partial<CreateOidcClientInput>): Promise<PrismaOidcClient>
+  deleteOidcClient(clientId: string): Promise<void>
+  findOidcAuthCodeByHash(codeHash: string): Promise<PrismaOidcAuthCode | null>
+  createOidcAuthCode(input: CreateOidcAuthCodeInput): Promise<PrismaOidcAuthCode>
+  consumeOidcAuthCode(codeHash: string): Promise<PrismaOidcAuthCode | null>
+  deleteExpiredOidcAuthCodes(): Promise<number>
+  findOidcRefreshTokenByHash(tokenHash: string): Promise<PrismaOidcRefreshToken | null>
+  createOidcRefreshToken(input: CreateOidcRefreshTokenInput): Promise<PrismaOidcRefreshToken>
+  revokeOidcRefreshToken(id: string): Promise<PrismaOidcRefreshToken | null>
+  revokeOidcRefreshTokensByUser(userId: string): Promise<number>
+  deleteExpiredOidcRefreshTokens(): Promise<number>
+  createCostEvent(input: CreateCostEventInput): Promise<PrismaCostEvent>
+  listCostEventsByAgent(agentId: string, filter?: CostEventFilter): Promise<PrismaCostEvent[]>
+  listCostEventsByDelegationChain(delegationChainId: string | null): Promise<PrismaCostEvent[]>
+  findEphemeralSessionById(id: string): Promise<PrismaEphemeralSession | null>
+  findEphemeralSessionByTokenHash(tokenHash: string): Promise<PrismaEphemeralSession | null>
+  listActiveEphemeralSessionsByOwner(ownerId: string): Promise<PrismaEphemeralSession[]>
+  createEphemeralSession(input: CreateEphemeralSessionInput): Promise<PrismaEphemeralSession>
+  updateEphemeralSession(id: string, data: Partial<CreateEphemeralSessionInput>): Promise<PrismaEphemeralSession>
+  consumeEphemeralSessionAction(id: string): Promise<PrismaEphemeralSession | null>
+  expireEphemeralSessions(): Promise<number>
   /**
    * Runs `fn` in one database transaction: COMMIT when it resolves (with its value),
    * ROLLBACK when it throws (rejecting with the very same error).

@@ -64,17 +64,16 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
     let model = SCHEMA.model(method.model);
     let mut builder = Builder::new(method, model, dialect, args)?;
     let expect = match method.shape {
-        Shape::FindOne => {
-            let conds = builder.key_conditions()?;
-            builder.select(&conds, None, Some((1, 0)));
+        Shape::FindOne { guards, order } => {
+            let mut conds = builder.key_conditions()?;
+            conds.extend(guards.iter().map(|g| guard_condition(model, g)));
+            builder.select(&conds, order, Some((1, 0)));
             Expect::Optional
         }
-        Shape::FindMany { fixed, order, page } => {
+        Shape::FindMany { guards, order, page } => {
             let mut conds = builder.key_conditions()?;
             conds.extend(builder.filter_conditions()?);
-            for (field, literal) in fixed {
-                conds.push(Cond::new(model.field(field), Cmp::Eq, Value::Text(literal.to_string())));
-            }
+            conds.extend(guards.iter().map(|g| guard_condition(model, g)));
             let paging = match page {
                 Some(page) => Some(builder.paging(page)?),
                 None => None,
@@ -154,11 +153,7 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
             let mut conds = builder.key_conditions()?;
             let key = (conds[0].field, conds[0].value.clone());
             conds.extend(guards.iter().map(|g| guard_condition(model, g)));
-            let assignment = match change {
-                Change::Flag(field, flag) => Assignment::Set(model.field(field), Value::Bool(flag)),
-                Change::Increment(field) => Assignment::Increment(model.field(field)),
-            };
-            builder.guarded_update(&conds, assignment);
+            builder.guarded_update(&conds, assignment(model, change));
             builder.read_back(Some(&key));
             let missing = missing_is_error.then_some("an update");
             match (builder.before.is_some(), missing) {
@@ -168,6 +163,14 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
                     returns: Returns::Row,
                 },
                 (false, None) => Expect::Optional,
+            }
+        }
+        Shape::UpdateMany { change, guards } => {
+            let mut conds = builder.key_conditions()?;
+            conds.extend(guards.iter().map(|g| guard_condition(model, g)));
+            builder.update_many(&conds, assignment(model, change));
+            Expect::Affected {
+                returns: Returns::Count,
             }
         }
         Shape::Delete => {
@@ -224,11 +227,20 @@ fn guard_condition(model: &Model, guard: &Guard) -> Cond {
         Guard::Is(field, flag) => Cond::new(model.field(field), Cmp::Eq, Value::Bool(flag)),
         Guard::Equals(field, text) => Cond::new(model.field(field), Cmp::Eq, Value::Text(text.into())),
         Guard::NotExpired(field) => Cond::new(model.field(field), CondCmp::Gt, Value::DateTime(now_millis())),
+        Guard::Expired(field) => Cond::new(model.field(field), CondCmp::Lt, Value::DateTime(now_millis())),
         Guard::BelowLimit(field, limit) => Cond::new(
             model.field(field),
             CondCmp::BelowColumn(model.field(limit)),
             Value::Int(0),
         ),
+    }
+}
+
+fn assignment(model: &Model, change: Change) -> Assignment {
+    match change {
+        Change::Flag(field, flag) => Assignment::Set(model.field(field), Value::Bool(flag)),
+        Change::Text(field, text) => Assignment::Set(model.field(field), Value::Text(text.into())),
+        Change::Increment(field) => Assignment::Increment(model.field(field)),
     }
 }
 
@@ -629,6 +641,11 @@ impl<'a> Builder<'a> {
     }
 
     fn guarded_update(&mut self, conds: &[Cond], assignment: Assignment) {
+        self.update_many(conds, assignment);
+        self.returning();
+    }
+
+    fn update_many(&mut self, conds: &[Cond], assignment: Assignment) {
         self.sql = format!("UPDATE {} SET ", self.table());
         match assignment {
             Assignment::Set(field, value) => {
@@ -643,7 +660,6 @@ impl<'a> Builder<'a> {
             }
         }
         self.where_clause(conds);
-        self.returning();
     }
 
     fn delete(&mut self, conds: &[Cond]) {

@@ -20,7 +20,11 @@ export type Adapter = Record<string, (...args: any[]) => Promise<any>> & {
   transaction: (fn: (tx: Adapter) => Promise<any>) => Promise<any>
 }
 
-export const methodNames: string[] = native.methodNames()
+/** The methods of the TS adapter (the native adapter has these first, then more tables'). */
+export const methodNames: string[] = Object.keys(createPrismaAdapter({} as any)).filter((m) => m !== 'transaction')
+if (methodNames.some((m, i) => native.methodNames()[i] !== m)) {
+  throw new Error('the native adapter must offer the TS adapter\'s methods first, in its order')
+}
 
 /**
  * A fresh directory for database files: in /dev/shm when there is one, since with fsync on

@@ -223,7 +223,7 @@ impl Adapter {
         let mut attempt = 1;
         loop {
             let mut lease = self.lease(plan.writes).await?;
-            match run_plan(&mut lease.conn()?, &plan).await {
+            match run_atomically(&mut lease.conn()?, &plan).await {
                 Err(err) if is_connection_lost(&err) && attempt < self.max_attempts() => {
                     lease.discard();
                     attempt += 1;
@@ -432,6 +432,22 @@ impl Transaction {
                 elapsed: self.started.elapsed(),
             };
         }
+    }
+}
+
+/// Outside a transaction, a write followed by its read-back (MySQL has no RETURNING)
+/// runs in its own transaction: the write's row lock keeps others out until the row is
+/// read, so the caller sees exactly what its write produced.
+async fn run_atomically(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
+    if plan.before.is_none() {
+        return run_plan(conn, plan).await;
+    }
+    conn.raw("BEGIN").await?;
+    let result = run_plan(conn, plan).await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    match conn.raw(end).await {
+        Ok(()) => result,
+        Err(err) => result.and(Err(err)),
     }
 }
 
