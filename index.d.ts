@@ -1032,178 +1032,351 @@ export interface TransactionOptions {
 
 /** Every method of `@kavachos/prisma`'s adapter, with the same names, arguments and results. */
 export interface KavachPrismaAdapter {
+  /** The KavachUser matching `id`, or null. */
   findUserById(id: string): Promise<PrismaUser | null>
+  /** The KavachUser matching `email`, or null. */
   findUserByEmail(email: string): Promise<PrismaUser | null>
+  /** Creates a KavachUser; defaults from the schema fill what is left out. */
   createUser(input: CreateUserInput): Promise<PrismaUser>
+  /** Updates the given fields of the KavachUser matching `id`; P2025 if there is none. */
   updateUser(id: string, data: Partial<CreateUserInput>): Promise<PrismaUser>
+  /** Deletes the KavachUser matching `id`; P2025 if there is none. */
   deleteUser(id: string): Promise<void>
+  /** The KavachAgent matching `id`, or null. */
   findAgentById(id: string): Promise<PrismaAgent | null>
+  /** The KavachAgent matching `tokenHash`, or null. */
   findAgentByTokenHash(tokenHash: string): Promise<PrismaAgent | null>
+  /** Every KavachAgent, filtered by `ownerId`, `tenantId`, `status`, `type`, newest `createdAt` first. */
   listAgents(filter?: AgentFilter): Promise<PrismaAgent[]>
+  /** Creates a KavachAgent; defaults from the schema fill what is left out. */
   createAgent(input: CreateAgentInput): Promise<PrismaAgent>
+  /** Updates the given fields of the KavachAgent matching `id`; P2025 if there is none. */
   updateAgent(id: string, data: Partial<CreateAgentInput>): Promise<PrismaAgent>
+  /** Deletes the KavachAgent matching `id`; P2025 if there is none. */
   deleteAgent(id: string): Promise<void>
+  /** Every KavachPermission matching `agentId`. */
   findPermissionsByAgentId(agentId: string): Promise<PrismaPermission[]>
+  /** Creates a KavachPermission; defaults from the schema fill what is left out. */
   createPermission(input: CreatePermissionInput): Promise<PrismaPermission>
+  /** Deletes every KavachPermission matching `agentId` (none is fine). */
   deletePermissionsByAgentId(agentId: string): Promise<void>
+  /** Deletes the KavachPermission matching `id`; P2025 if there is none. */
   deletePermission(id: string): Promise<void>
+  /** The KavachDelegationChain matching `id`, or null. */
   findDelegationChain(id: string): Promise<PrismaDelegationChain | null>
+  /** Every KavachDelegationChain matching `fromAgentId`, newest `createdAt` first. */
   findDelegationChainsByAgent(fromAgentId: string): Promise<PrismaDelegationChain[]>
+  /** Creates a KavachDelegationChain; defaults from the schema fill what is left out. */
   createDelegationChain(input: CreateDelegationChainInput): Promise<PrismaDelegationChain>
+  /** Updates the given fields of the KavachDelegationChain matching `id`; P2025 if there is none. */
   updateDelegationChain(id: string, data: Partial<CreateDelegationChainInput>): Promise<PrismaDelegationChain>
+  /** Creates a KavachAuditLog; defaults from the schema fill what is left out. */
   createAuditLog(input: CreateAuditLogInput): Promise<PrismaAuditLog>
+  /** Every KavachAuditLog, filtered by `agentId`, `userId`, `since`, `until`, `result`, newest `timestamp` first; `limit` (default 100) and `offset` page it. */
   queryAuditLogs(filter?: AuditLogFilter): Promise<PrismaAuditLog[]>
+  /** The KavachSession matching `id`, or null. */
   findSessionById(id: string): Promise<PrismaSession | null>
+  /** Creates a KavachSession; defaults from the schema fill what is left out. */
   createSession(input: CreateSessionInput): Promise<PrismaSession>
+  /** Deletes the KavachSession matching `id`; P2025 if there is none. */
   deleteSession(id: string): Promise<void>
+  /** Deletes every KavachSession whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredSessions(): Promise<number>
+  /** The KavachRateLimit matching `agentId` and `resource` and `windowStart`, or null. */
   findRateLimit(agentId: string, resource: string, windowStart: Date | string): Promise<PrismaRateLimit | null>
+  /** Creates the KavachRateLimit, or if one with this `id` exists updates its `count`. */
   upsertRateLimit(agentId: string, resource: string, windowStart: Date | string, count: number): Promise<PrismaRateLimit>
+  /** The KavachOAuthClient matching `clientId`, or null. */
   findOAuthClientById(clientId: string): Promise<PrismaOAuthClient | null>
+  /** Creates a KavachOAuthClient; defaults from the schema fill what is left out. */
   createOAuthClient(input: CreateOAuthClientInput): Promise<PrismaOAuthClient>
+  /** Updates the given fields of the KavachOAuthClient matching `clientId`; P2025 if there is none. */
   updateOAuthClient(clientId: string, data: Partial<CreateOAuthClientInput>): Promise<PrismaOAuthClient>
+  /** The KavachOAuthAccessToken matching `accessToken`, or null. */
   findOAuthAccessToken(accessToken: string): Promise<PrismaOAuthAccessToken | null>
+  /** The KavachOAuthAccessToken matching `refreshToken`, or null. */
   findOAuthRefreshToken(refreshToken: string | null): Promise<PrismaOAuthAccessToken | null>
+  /** Creates a KavachOAuthAccessToken; defaults from the schema fill what is left out. */
   createOAuthAccessToken(input: CreateOAuthAccessTokenInput): Promise<PrismaOAuthAccessToken>
+  /** Deletes every KavachOAuthAccessToken matching `accessToken` (none is fine). */
   revokeOAuthAccessToken(accessToken: string): Promise<void>
+  /** The KavachOAuthAuthorizationCode matching `code`, or null. */
   findOAuthAuthorizationCode(code: string): Promise<PrismaOAuthAuthorizationCode | null>
+  /** Creates a KavachOAuthAuthorizationCode; defaults from the schema fill what is left out. */
   createOAuthAuthorizationCode(input: CreateOAuthAuthorizationCodeInput): Promise<PrismaOAuthAuthorizationCode>
+  /** Deletes the KavachOAuthAuthorizationCode matching `id`; P2025 if there is none. */
   deleteOAuthAuthorizationCode(id: string): Promise<void>
+  /** The KavachMcpServer matching `endpoint`, or null. */
   findMcpServerByEndpoint(endpoint: string): Promise<PrismaMcpServer | null>
+  /** Every KavachMcpServer, oldest `createdAt` first. */
   listMcpServers(): Promise<PrismaMcpServer[]>
+  /** Creates a KavachMcpServer; defaults from the schema fill what is left out. */
   createMcpServer(input: CreateMcpServerInput): Promise<PrismaMcpServer>
+  /** The KavachApiKey matching `keyHash`, or null. */
   findApiKeyByHash(keyHash: string): Promise<PrismaApiKey | null>
+  /** Every KavachApiKey matching `userId`, newest `createdAt` first. */
   listApiKeysByUser(userId: string): Promise<PrismaApiKey[]>
+  /** Creates a KavachApiKey; defaults from the schema fill what is left out. */
   createApiKey(input: CreateApiKeyInput): Promise<PrismaApiKey>
+  /** Sets the given value on the KavachApiKey with this id; P2025 if there is none. */
   updateApiKeyLastUsed(id: string, lastUsedAt: Date | string | null): Promise<void>
+  /** Deletes the KavachApiKey matching `id`; P2025 if there is none. */
   deleteApiKey(id: string): Promise<void>
+  /** The KavachOrganization matching `id`, or null. */
   findOrgById(id: string): Promise<PrismaOrganization | null>
+  /** The KavachOrganization matching `slug`, or null. */
   findOrgBySlug(slug: string): Promise<PrismaOrganization | null>
+  /** Creates a KavachOrganization; defaults from the schema fill what is left out. */
   createOrg(input: CreateOrganizationInput): Promise<PrismaOrganization>
+  /** Deletes the KavachOrganization matching `id`; P2025 if there is none. */
   deleteOrg(id: string): Promise<void>
+  /** The KavachOrgMember matching `orgId` and `userId`, or null. */
   findOrgMember(orgId: string, userId: string): Promise<PrismaOrgMember | null>
+  /** Every KavachOrgMember matching `orgId`, oldest `joinedAt` first. */
   listOrgMembers(orgId: string): Promise<PrismaOrgMember[]>
+  /** Creates a KavachOrgMember; defaults from the schema fill what is left out. */
   createOrgMember(input: CreateOrgMemberInput): Promise<PrismaOrgMember>
+  /** Deletes every KavachOrgMember matching `orgId` and `userId` (none is fine). */
   deleteOrgMember(orgId: string, userId: string): Promise<void>
+  /** The KavachOrgInvitation matching `id`, or null. */
   findOrgInvitation(id: string): Promise<PrismaOrgInvitation | null>
+  /** Creates a KavachOrgInvitation; defaults from the schema fill what is left out. */
   createOrgInvitation(input: CreateOrgInvitationInput): Promise<PrismaOrgInvitation>
+  /** Updates the given fields of the KavachOrgInvitation matching `id`; P2025 if there is none. */
   updateOrgInvitation(id: string, data: Partial<CreateOrgInvitationInput>): Promise<PrismaOrgInvitation>
+  /** The KavachJwtRefreshToken matching `tokenHash`, or null. */
   findJwtRefreshToken(tokenHash: string): Promise<PrismaJwtRefreshToken | null>
+  /** Creates a KavachJwtRefreshToken; defaults from the schema fill what is left out. */
   createJwtRefreshToken(input: CreateJwtRefreshTokenInput): Promise<PrismaJwtRefreshToken>
+  /** Sets `used` to true on the KavachJwtRefreshToken matching `id`; P2025 if there is none. */
   markJwtRefreshTokenUsed(id: string): Promise<void>
+  /** The KavachTrustScore matching `agentId`, or null. */
   findTrustScore(agentId: string): Promise<PrismaTrustScore | null>
+  /** Creates the KavachTrustScore, or if one with this `agentId` exists updates its `score`, `level`, `factors`, `computedAt`. */
   upsertTrustScore(input: CreateTrustScoreInput): Promise<PrismaTrustScore>
+  /** The KavachApprovalRequest matching `id`, or null. */
   findApprovalRequest(id: string): Promise<PrismaApprovalRequest | null>
+  /** Every KavachApprovalRequest matching `agentId` while `status` is 'pending', oldest `createdAt` first. */
   listPendingApprovals(agentId: string): Promise<PrismaApprovalRequest[]>
+  /** Creates a KavachApprovalRequest; defaults from the schema fill what is left out. */
   createApprovalRequest(input: CreateApprovalRequestInput): Promise<PrismaApprovalRequest>
+  /** Updates the given fields of the KavachApprovalRequest matching `id`; P2025 if there is none. */
   updateApprovalRequest(id: string, data: Partial<CreateApprovalRequestInput>): Promise<PrismaApprovalRequest>
+  /** The KavachTenant matching `id`, or null. */
   findTenantById(id: string): Promise<PrismaTenant | null>
+  /** The KavachTenant matching `slug`, or null. */
   findTenantBySlug(slug: string): Promise<PrismaTenant | null>
+  /** Every KavachTenant, oldest `createdAt` first. */
   listTenants(): Promise<PrismaTenant[]>
+  /** Creates a KavachTenant; defaults from the schema fill what is left out. */
   createTenant(input: CreateTenantInput): Promise<PrismaTenant>
+  /** Updates the given fields of the KavachTenant matching `id`; P2025 if there is none. */
   updateTenant(id: string, data: Partial<CreateTenantInput>): Promise<PrismaTenant>
+  /** Deletes the KavachTenant matching `id`; P2025 if there is none. */
   deleteTenant(id: string): Promise<void>
+  /** The KavachBudgetPolicy matching `id`, or null. */
   findBudgetPolicyById(id: string): Promise<PrismaBudgetPolicy | null>
+  /** Every KavachBudgetPolicy, filtered by `agentId`, `userId`, `tenantId`, `status`, oldest `createdAt` first. */
   listBudgetPolicies(filter?: BudgetPolicyFilter): Promise<PrismaBudgetPolicy[]>
+  /** Creates a KavachBudgetPolicy; defaults from the schema fill what is left out. */
   createBudgetPolicy(input: CreateBudgetPolicyInput): Promise<PrismaBudgetPolicy>
+  /** Updates the given fields of the KavachBudgetPolicy matching `id`; P2025 if there is none. */
   updateBudgetPolicy(id: string, data: Partial<CreateBudgetPolicyInput>): Promise<PrismaBudgetPolicy>
+  /** Deletes the KavachBudgetPolicy matching `id`; P2025 if there is none. */
   deleteBudgetPolicy(id: string): Promise<void>
+  /** The KavachAgentCard matching `id`, or null. */
   findAgentCardById(id: string): Promise<PrismaAgentCard | null>
+  /** The KavachAgentCard matching `agentId`, or null. */
   findAgentCardByAgentId(agentId: string): Promise<PrismaAgentCard | null>
+  /** Every KavachAgentCard, oldest `createdAt` first. */
   listAgentCards(): Promise<PrismaAgentCard[]>
+  /** Creates a KavachAgentCard; defaults from the schema fill what is left out. */
   createAgentCard(input: CreateAgentCardInput): Promise<PrismaAgentCard>
+  /** Updates the given fields of the KavachAgentCard matching `id`; P2025 if there is none. */
   updateAgentCard(id: string, data: Partial<CreateAgentCardInput>): Promise<PrismaAgentCard>
+  /** Deletes the KavachAgentCard matching `id`; P2025 if there is none. */
   deleteAgentCard(id: string): Promise<void>
+  /** The KavachMagicLink matching `token`, or null. */
   findMagicLinkByToken(token: string): Promise<PrismaMagicLink | null>
+  /** Creates a KavachMagicLink; defaults from the schema fill what is left out. */
   createMagicLink(input: CreateMagicLinkInput): Promise<PrismaMagicLink>
+  /** Sets `used` to true on the KavachMagicLink matching `token` while `used` is false and `expiresAt` is in the future, atomically; resolves with the updated row, null if none qualifies; of concurrent callers only as many succeed as the condition allows. */
   consumeMagicLink(token: string): Promise<PrismaMagicLink | null>
+  /** Deletes every KavachMagicLink matching `email` (none is fine). */
   deleteMagicLinksByEmail(email: string): Promise<void>
+  /** Deletes every KavachMagicLink whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredMagicLinks(): Promise<number>
+  /** The KavachEmailOtp matching `email` while `expiresAt` is in the future (newest `createdAt` first), or null. */
   findActiveEmailOtp(email: string): Promise<PrismaEmailOtp | null>
+  /** Creates a KavachEmailOtp; defaults from the schema fill what is left out. */
   createEmailOtp(input: CreateEmailOtpInput): Promise<PrismaEmailOtp>
+  /** Adds one to `attempts` on the KavachEmailOtp matching `id`, atomically; resolves with the updated row, P2025 if there is none. */
   incrementEmailOtpAttempts(id: string): Promise<PrismaEmailOtp>
+  /** Deletes the KavachEmailOtp matching `id`; P2025 if there is none. */
   deleteEmailOtp(id: string): Promise<void>
+  /** Deletes every KavachEmailOtp matching `email` (none is fine). */
   deleteEmailOtpsByEmail(email: string): Promise<void>
+  /** Deletes every KavachEmailOtp whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredEmailOtps(): Promise<number>
+  /** The KavachTotp matching `userId`, or null. */
   findTotpByUserId(userId: string): Promise<PrismaTotp | null>
+  /** Creates the KavachTotp, or if one with this `userId` exists updates its `secret`, `enabled`, `backupCodes`, `updatedAt`. */
   upsertTotp(input: CreateTotpInput): Promise<PrismaTotp>
+  /** Updates the given fields of the KavachTotp matching `userId`; P2025 if there is none. */
   updateTotp(userId: string, data: Partial<CreateTotpInput>): Promise<PrismaTotp>
+  /** Deletes the KavachTotp matching `userId`; P2025 if there is none. */
   deleteTotp(userId: string): Promise<void>
+  /** The KavachOrgRole matching `orgId` and `name`, or null. */
   findOrgRole(orgId: string, name: string): Promise<PrismaOrgRole | null>
+  /** Every KavachOrgRole matching `orgId`, oldest `name` first. */
   listOrgRoles(orgId: string): Promise<PrismaOrgRole[]>
+  /** Creates a KavachOrgRole; defaults from the schema fill what is left out. */
   createOrgRole(input: CreateOrgRoleInput): Promise<PrismaOrgRole>
+  /** Updates the given fields of the KavachOrgRole matching `id`; P2025 if there is none. */
   updateOrgRole(id: string, data: Partial<CreateOrgRoleInput>): Promise<PrismaOrgRole>
+  /** Deletes the KavachOrgRole matching `id`; P2025 if there is none. */
   deleteOrgRole(id: string): Promise<void>
+  /** Deletes every KavachOrgRole matching `orgId` (none is fine). */
   deleteOrgRolesByOrg(orgId: string): Promise<void>
+  /** The KavachPasskeyCredential matching `credentialId`, or null. */
   findPasskeyCredentialByCredentialId(credentialId: string): Promise<PrismaPasskeyCredential | null>
+  /** Every KavachPasskeyCredential matching `userId`, oldest `createdAt` first. */
   listPasskeyCredentialsByUser(userId: string): Promise<PrismaPasskeyCredential[]>
+  /** Creates a KavachPasskeyCredential; defaults from the schema fill what is left out. */
   createPasskeyCredential(input: CreatePasskeyCredentialInput): Promise<PrismaPasskeyCredential>
+  /** Updates the given fields of the KavachPasskeyCredential matching `id`; P2025 if there is none. */
   updatePasskeyCredential(id: string, data: Partial<CreatePasskeyCredentialInput>): Promise<PrismaPasskeyCredential>
+  /** Deletes the KavachPasskeyCredential matching `id`; P2025 if there is none. */
   deletePasskeyCredential(id: string): Promise<void>
+  /** Deletes every KavachPasskeyCredential matching `userId` (none is fine). */
   deletePasskeyCredentialsByUser(userId: string): Promise<void>
+  /** The KavachSsoConnection matching `id`, or null. */
   findSsoConnectionById(id: string): Promise<PrismaSsoConnection | null>
+  /** The KavachSsoConnection matching `domain`, or null. */
   findSsoConnectionByDomain(domain: string): Promise<PrismaSsoConnection | null>
+  /** Every KavachSsoConnection matching `orgId`, oldest `createdAt` first. */
   listSsoConnectionsByOrg(orgId: string): Promise<PrismaSsoConnection[]>
+  /** Creates a KavachSsoConnection; defaults from the schema fill what is left out. */
   createSsoConnection(input: CreateSsoConnectionInput): Promise<PrismaSsoConnection>
+  /** Updates the given fields of the KavachSsoConnection matching `id`; P2025 if there is none. */
   updateSsoConnection(id: string, data: Partial<CreateSsoConnectionInput>): Promise<PrismaSsoConnection>
+  /** Deletes the KavachSsoConnection matching `id`; P2025 if there is none. */
   deleteSsoConnection(id: string): Promise<void>
+  /** The KavachPasskeyChallenge matching `challenge`, or null. */
   findPasskeyChallenge(challenge: string): Promise<PrismaPasskeyChallenge | null>
+  /** Creates a KavachPasskeyChallenge; defaults from the schema fill what is left out. */
   createPasskeyChallenge(input: CreatePasskeyChallengeInput): Promise<PrismaPasskeyChallenge>
+  /** Deletes the KavachPasskeyChallenge matching `challenge`; P2025 if there is none. */
   deletePasskeyChallenge(challenge: string): Promise<void>
+  /** Deletes every KavachPasskeyChallenge whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredPasskeyChallenges(): Promise<number>
+  /** The KavachUsernameAccount matching `username`, or null. */
   findUsernameAccountByUsername(username: string): Promise<PrismaUsernameAccount | null>
+  /** The KavachUsernameAccount matching `userId`, or null. */
   findUsernameAccountByUserId(userId: string): Promise<PrismaUsernameAccount | null>
+  /** Creates a KavachUsernameAccount; defaults from the schema fill what is left out. */
   createUsernameAccount(input: CreateUsernameAccountInput): Promise<PrismaUsernameAccount>
+  /** Updates the given fields of the KavachUsernameAccount matching `id`; P2025 if there is none. */
   updateUsernameAccount(id: string, data: Partial<CreateUsernameAccountInput>): Promise<PrismaUsernameAccount>
+  /** Deletes the KavachUsernameAccount matching `id`; P2025 if there is none. */
   deleteUsernameAccount(id: string): Promise<void>
+  /** The KavachPhoneVerification matching `phoneNumber` while `expiresAt` is in the future (newest `createdAt` first), or null. */
   findActivePhoneVerification(phoneNumber: string): Promise<PrismaPhoneVerification | null>
+  /** Creates a KavachPhoneVerification; defaults from the schema fill what is left out. */
   createPhoneVerification(input: CreatePhoneVerificationInput): Promise<PrismaPhoneVerification>
+  /** Adds one to `attempts` on the KavachPhoneVerification matching `id`, atomically; resolves with the updated row, P2025 if there is none. */
   incrementPhoneVerificationAttempts(id: string): Promise<PrismaPhoneVerification>
+  /** Deletes the KavachPhoneVerification matching `id`; P2025 if there is none. */
   deletePhoneVerification(id: string): Promise<void>
+  /** Deletes every KavachPhoneVerification matching `phoneNumber` (none is fine). */
   deletePhoneVerificationsByPhone(phoneNumber: string): Promise<void>
+  /** Deletes every KavachPhoneVerification whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredPhoneVerifications(): Promise<number>
+  /** The KavachTrustedDevice matching `userId` and `fingerprint` while `expiresAt` is in the future, or null. */
   findTrustedDevice(userId: string, fingerprint: string): Promise<PrismaTrustedDevice | null>
+  /** Every KavachTrustedDevice matching `userId`, oldest `trustedAt` first. */
   listTrustedDevicesByUser(userId: string): Promise<PrismaTrustedDevice[]>
+  /** Creates a KavachTrustedDevice; defaults from the schema fill what is left out. */
   createTrustedDevice(input: CreateTrustedDeviceInput): Promise<PrismaTrustedDevice>
+  /** Updates the given fields of the KavachTrustedDevice matching `id`; P2025 if there is none. */
   updateTrustedDevice(id: string, data: Partial<CreateTrustedDeviceInput>): Promise<PrismaTrustedDevice>
+  /** Deletes the KavachTrustedDevice matching `id`; P2025 if there is none. */
   deleteTrustedDevice(id: string): Promise<void>
+  /** Deletes every KavachTrustedDevice matching `userId` (none is fine). */
   deleteTrustedDevicesByUser(userId: string): Promise<void>
+  /** Deletes every KavachTrustedDevice whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredTrustedDevices(): Promise<number>
+  /** The KavachOneTimeToken matching `tokenHash`, or null. */
   findOneTimeTokenByHash(tokenHash: string): Promise<PrismaOneTimeToken | null>
+  /** Creates a KavachOneTimeToken; defaults from the schema fill what is left out. */
   createOneTimeToken(input: CreateOneTimeTokenInput): Promise<PrismaOneTimeToken>
+  /** Sets `used` to true on the KavachOneTimeToken matching `tokenHash` and `purpose` while `used` is false and `expiresAt` is in the future, atomically; resolves with the updated row, null if none qualifies; of concurrent callers only as many succeed as the condition allows. */
   consumeOneTimeToken(tokenHash: string, purpose: string): Promise<PrismaOneTimeToken | null>
+  /** Sets `used` to true on every KavachOneTimeToken matching `identifier` and `purpose` while `used` is false; resolves with how many. */
   revokeOneTimeTokens(identifier: string, purpose: string): Promise<number>
+  /** Deletes every KavachOneTimeToken whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredOneTimeTokens(): Promise<number>
+  /** Creates a KavachLoginHistory; defaults from the schema fill what is left out. */
   createLoginHistory(input: CreateLoginHistoryInput): Promise<PrismaLoginHistory>
+  /** The KavachLoginHistory matching `userId` (newest `timestamp` first), or null. */
   findLastLogin(userId: string): Promise<PrismaLoginHistory | null>
+  /** Every KavachLoginHistory matching `userId`, newest `timestamp` first; `limit` (default 100) and `offset` page it. */
   listLoginHistoryByUser(userId: string, filter?: LoginHistoryFilter): Promise<PrismaLoginHistory[]>
+  /** Deletes every KavachLoginHistory matching `userId` (none is fine). */
   deleteLoginHistoryByUser(userId: string): Promise<void>
+  /** The KavachAgentDid matching `agentId`, or null. */
   findAgentDidByAgentId(agentId: string): Promise<PrismaAgentDid | null>
+  /** The KavachAgentDid matching `did`, or null. */
   findAgentDidByDid(did: string): Promise<PrismaAgentDid | null>
+  /** Creates a KavachAgentDid; defaults from the schema fill what is left out. */
   createAgentDid(input: CreateAgentDidInput): Promise<PrismaAgentDid>
+  /** Deletes the KavachAgentDid matching `agentId`; P2025 if there is none. */
   deleteAgentDid(agentId: string): Promise<void>
+  /** The KavachOidcClient matching `clientId`, or null. */
   findOidcClientByClientId(clientId: string): Promise<PrismaOidcClient | null>
+  /** Creates a KavachOidcClient; defaults from the schema fill what is left out. */
   createOidcClient(input: CreateOidcClientInput): Promise<PrismaOidcClient>
+  /** Updates the given fields of the KavachOidcClient matching `clientId`; P2025 if there is none. */
   updateOidcClient(clientId: string, data: Partial<CreateOidcClientInput>): Promise<PrismaOidcClient>
+  /** Deletes the KavachOidcClient matching `clientId`; P2025 if there is none. */
   deleteOidcClient(clientId: string): Promise<void>
+  /** The KavachOidcAuthCode matching `codeHash`, or null. */
   findOidcAuthCodeByHash(codeHash: string): Promise<PrismaOidcAuthCode | null>
+  /** Creates a KavachOidcAuthCode; defaults from the schema fill what is left out. */
   createOidcAuthCode(input: CreateOidcAuthCodeInput): Promise<PrismaOidcAuthCode>
+  /** Sets `used` to true on the KavachOidcAuthCode matching `codeHash` while `used` is false and `expiresAt` is in the future, atomically; resolves with the updated row, null if none qualifies; of concurrent callers only as many succeed as the condition allows. */
   consumeOidcAuthCode(codeHash: string): Promise<PrismaOidcAuthCode | null>
+  /** Deletes every KavachOidcAuthCode whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredOidcAuthCodes(): Promise<number>
+  /** The KavachOidcRefreshToken matching `tokenHash`, or null. */
   findOidcRefreshTokenByHash(tokenHash: string): Promise<PrismaOidcRefreshToken | null>
+  /** Creates a KavachOidcRefreshToken; defaults from the schema fill what is left out. */
   createOidcRefreshToken(input: CreateOidcRefreshTokenInput): Promise<PrismaOidcRefreshToken>
+  /** Sets `revoked` to true on the KavachOidcRefreshToken matching `id` while `revoked` is false, atomically; resolves with the updated row, null if none qualifies; of concurrent callers only as many succeed as the condition allows. */
   revokeOidcRefreshToken(id: string): Promise<PrismaOidcRefreshToken | null>
+  /** Sets `revoked` to true on every KavachOidcRefreshToken matching `userId` while `revoked` is false; resolves with how many. */
   revokeOidcRefreshTokensByUser(userId: string): Promise<number>
+  /** Deletes every KavachOidcRefreshToken whose `expiresAt` has passed; resolves with how many. */
   deleteExpiredOidcRefreshTokens(): Promise<number>
+  /** Creates a KavachCostEvent; defaults from the schema fill what is left out. */
   createCostEvent(input: CreateCostEventInput): Promise<PrismaCostEvent>
+  /** Every KavachCostEvent matching `agentId`, filtered by `since`, `until`, oldest `recordedAt` first; `limit` (default 100) and `offset` page it. */
   listCostEventsByAgent(agentId: string, filter?: CostEventFilter): Promise<PrismaCostEvent[]>
+  /** Every KavachCostEvent matching `delegationChainId`, oldest `recordedAt` first. */
   listCostEventsByDelegationChain(delegationChainId: string | null): Promise<PrismaCostEvent[]>
+  /** The KavachEphemeralSession matching `id`, or null. */
   findEphemeralSessionById(id: string): Promise<PrismaEphemeralSession | null>
+  /** The KavachEphemeralSession matching `tokenHash`, or null. */
   findEphemeralSessionByTokenHash(tokenHash: string): Promise<PrismaEphemeralSession | null>
+  /** Every KavachEphemeralSession matching `ownerId` while `status` is 'active' and `expiresAt` is in the future, oldest `createdAt` first. */
   listActiveEphemeralSessionsByOwner(ownerId: string): Promise<PrismaEphemeralSession[]>
+  /** Creates a KavachEphemeralSession; defaults from the schema fill what is left out. */
   createEphemeralSession(input: CreateEphemeralSessionInput): Promise<PrismaEphemeralSession>
+  /** Updates the given fields of the KavachEphemeralSession matching `id`; P2025 if there is none. */
   updateEphemeralSession(id: string, data: Partial<CreateEphemeralSessionInput>): Promise<PrismaEphemeralSession>
+  /** Adds one to `actionsUsed` on the KavachEphemeralSession matching `id` while `status` is 'active' and `expiresAt` is in the future and `actionsUsed` is below `maxActions` (or `maxActions` is null), atomically; resolves with the updated row, null if none qualifies; of concurrent callers only as many succeed as the condition allows. */
   consumeEphemeralSessionAction(id: string): Promise<PrismaEphemeralSession | null>
+  /** Sets `status` to 'expired' on every KavachEphemeralSession while `status` is 'active' and `expiresAt` has passed; resolves with how many. */
   expireEphemeralSessions(): Promise<number>
   /**
    * Runs `fn` in one database transaction: COMMIT when it resolves (with its value),

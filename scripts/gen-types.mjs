@@ -1,7 +1,7 @@
 // Writes index.d.ts from the model declaration (schema.prisma) and the method table,
 // both read from the built addon, so the types cannot drift from what the code does.
 import { createRequire } from 'node:module'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
@@ -99,6 +99,7 @@ for (const method of methods) {
         return `filter?: ${filterTypes.get(method.name)}`
     }
   })
+  emit(`  /** ${method.summary.replace(/\*\//g, '* /')} */`)
   emit(`  ${method.name}(${params.join(', ')}): Promise<${RESULT[method.resolvesWith](method.model)}>`)
 }
 emit('  /**')
@@ -138,4 +139,22 @@ emit('export declare function methodNames(): string[]')
 emit()
 
 writeFileSync(fileURLToPath(new URL('../index.d.ts', import.meta.url)), lines.join('\n'))
+
+// The README's list of the methods beyond @kavachos/prisma's, between its markers.
+const TS_ADAPTER_METHODS = 65
+const readmePath = fileURLToPath(new URL('../README.md', import.meta.url))
+const readme = readFileSync(readmePath, 'utf8')
+const start = '<!-- more-methods:start -->'
+const end = '<!-- more-methods:end -->'
+if (readme.includes(start) && readme.includes(end)) {
+  const rows = ['| table | method | what it does |', '| --- | --- | --- |']
+  for (const method of methods.slice(TS_ADAPTER_METHODS)) {
+    const table = byName.get(method.model).table
+    const args = method.args.map((a) => (a.kind === 'key' ? a.field : a.kind === 'record' ? 'input' : a.kind === 'patch' ? 'data' : 'filter?'))
+    rows.push(`| \`${table}\` | \`${method.name}(${args.join(', ')})\` | ${method.summary.replace(/\|/g, '\\|')} |`)
+  }
+  const block = `${start}\n${rows.join('\n')}\n${end}`
+  const updated = readme.replace(new RegExp(`${start}[\\s\\S]*?${end}`), block)
+  if (updated !== readme) writeFileSync(readmePath, updated)
+}
 console.log(`index.d.ts: ${models.length} models, ${methods.length + 1} methods`)

@@ -857,6 +857,115 @@ impl Method {
         }
     }
 
+    /// One line saying what the method does, derived from its description (it becomes
+    /// the method's JSDoc and its line in the README).
+    pub fn summary(&self) -> String {
+        let keys: Vec<String> = self
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                Key(f) => Some(format!("`{f}`")),
+                _ => None,
+            })
+            .collect();
+        let matching = match keys.len() {
+            0 => String::new(),
+            _ => format!(" matching {}", keys.join(" and ")),
+        };
+        let guards = |guards: &[Guard]| -> String {
+            let parts: Vec<String> = guards
+                .iter()
+                .map(|g| match *g {
+                    Guard::Is(f, b) => format!("`{f}` is {b}"),
+                    Guard::Equals(f, v) => format!("`{f}` is '{v}'"),
+                    Guard::NotExpired(f) => format!("`{f}` is in the future"),
+                    Guard::Expired(f) => format!("`{f}` has passed"),
+                    Guard::BelowLimit(f, l) => format!("`{f}` is below `{l}` (or `{l}` is null)"),
+                })
+                .collect();
+            match parts.len() {
+                0 => String::new(),
+                _ => format!(" while {}", parts.join(" and ")),
+            }
+        };
+        let order = |order: Option<(&str, Dir)>| match order {
+            Some((f, Dir::Asc)) => format!(", oldest `{f}` first"),
+            Some((f, Dir::Desc)) => format!(", newest `{f}` first"),
+            None => String::new(),
+        };
+        let filters = self.args.iter().find_map(|a| match a {
+            Arg::Filter(keys) if !keys.is_empty() => Some(format!(
+                ", filtered by {}",
+                keys.iter().map(|k| format!("`{}`", k.key)).collect::<Vec<_>>().join(", ")
+            )),
+            _ => None,
+        });
+        let model = self.model;
+        match self.shape {
+            Shape::FindOne { guards: g, order: o } => {
+                format!("The {model}{matching}{}{}, or null.", guards(g), order(o).replace(", ", " ("))
+                    .replace(" first, or null", " first), or null")
+            }
+            Shape::FindMany { guards: g, order: o, page } => format!(
+                "Every {model}{matching}{}{}{}{}.",
+                guards(g),
+                filters.unwrap_or_default(),
+                order(o),
+                page.map_or(String::new(), |p| format!(
+                    "; `{}` (default {}) and `{}` page it",
+                    p.limit_key, p.default_limit, p.offset_key
+                ))
+            ),
+            Shape::Create => format!("Creates a {model}; defaults from the schema fill what is left out."),
+            Shape::Update { set: Set::Patch, .. } => {
+                format!("Updates the given fields of the {model}{matching}; P2025 if there is none.")
+            }
+            Shape::Update { set: Set::Keys, .. } => {
+                format!("Sets the given value on the {model} with this id; P2025 if there is none.")
+            }
+            Shape::Update { set: Set::Flag(f, b), .. } => {
+                format!("Sets `{f}` to {b} on the {model}{matching}; P2025 if there is none.")
+            }
+            Shape::Delete => format!("Deletes the {model}{matching}; P2025 if there is none."),
+            Shape::DeleteMany { expired: Some(f), .. } => {
+                format!("Deletes every {model} whose `{f}` has passed; resolves with how many.")
+            }
+            Shape::DeleteMany { returns, .. } => format!(
+                "Deletes every {model}{matching} (none is fine){}.",
+                if returns == Returns::Count { "; resolves with how many" } else { "" }
+            ),
+            Shape::Guarded {
+                change,
+                guards: g,
+                missing_is_error,
+            } => {
+                let what = match change {
+                    Change::Flag(f, b) => format!("Sets `{f}` to {b}"),
+                    Change::Increment(f) => format!("Adds one to `{f}`"),
+                    Change::Text(f, v) => format!("Sets `{f}` to '{v}'"),
+                };
+                let otherwise = if missing_is_error {
+                    "P2025 if there is none".to_string()
+                } else {
+                    "null if none qualifies; of concurrent callers only as many succeed as the condition allows".to_string()
+                };
+                format!("{what} on the {model}{matching}{}, atomically; resolves with the updated row, {otherwise}.", guards(g))
+            }
+            Shape::UpdateMany { change, guards: g } => {
+                let what = match change {
+                    Change::Flag(f, b) => format!("Sets `{f}` to {b}"),
+                    Change::Increment(f) => format!("Adds one to `{f}`"),
+                    Change::Text(f, v) => format!("Sets `{f}` to '{v}'"),
+                };
+                format!("{what} on every {model}{matching}{}; resolves with how many.", guards(g))
+            }
+            Shape::Upsert { conflict, update, .. } => format!(
+                "Creates the {model}, or if one with this `{conflict}` exists updates its {}.",
+                update.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
     /// The method as data, for generating its TypeScript signature.
     pub fn describe(&self) -> serde_json::Value {
         let page = match self.shape {
@@ -895,6 +1004,7 @@ impl Method {
             "model": self.model,
             "args": args,
             "shape": shape,
+            "summary": self.summary(),
             "resolvesWith": self.resolves_with(),
         })
     }
