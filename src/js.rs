@@ -190,9 +190,7 @@ unsafe fn define_own(env: sys::napi_env, obj: sys::napi_value, key: &str, value:
         getter: None,
         setter: None,
         value,
-        attributes: sys::PropertyAttributes::writable
-            | sys::PropertyAttributes::enumerable
-            | sys::PropertyAttributes::configurable,
+        attributes: PLAIN_PROPERTY,
         data: ptr::null_mut(),
     };
     check(sys::napi_define_properties(env, obj, 1, &descriptor), "define property")
@@ -249,13 +247,38 @@ unsafe fn cell(env: sys::napi_env, value: &Value) -> napi::Result<sys::napi_valu
     }
 }
 
+/// A row as a plain object: all its properties defined in one N-API call, with keys
+/// from the model's NUL-terminated names (no key strings made per row).
 unsafe fn record(env: sys::napi_env, record: &Record) -> napi::Result<sys::napi_value> {
     let obj = object(env)?;
-    for (field, value) in record.model.fields.iter().zip(&record.cells) {
-        set(env, obj, &field.name, cell(env, value)?)?;
-    }
+    let descriptors = record
+        .model
+        .fields
+        .iter()
+        .zip(&record.cells)
+        .map(|(field, value)| {
+            Ok(sys::napi_property_descriptor {
+                utf8name: field.js_key.as_ptr(),
+                name: ptr::null_mut(),
+                method: None,
+                getter: None,
+                setter: None,
+                value: cell(env, value)?,
+                attributes: PLAIN_PROPERTY,
+                data: ptr::null_mut(),
+            })
+        })
+        .collect::<napi::Result<Vec<_>>>()?;
+    check(
+        sys::napi_define_properties(env, obj, descriptors.len(), descriptors.as_ptr()),
+        "define properties",
+    )?;
     Ok(obj)
 }
+
+/// What an assignment or JSON.parse creates: writable, enumerable, configurable.
+const PLAIN_PROPERTY: sys::napi_property_attributes =
+    sys::PropertyAttributes::writable | sys::PropertyAttributes::enumerable | sys::PropertyAttributes::configurable;
 
 /// The JS `Error` for a failure: Prisma's `name`, `code` and `meta` as real properties.
 unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi_value> {

@@ -49,6 +49,8 @@ pub enum DefaultValue {
 pub struct Field {
     /// camelCase name as seen from JS and Prisma.
     pub name: String,
+    /// `name` NUL-terminated, for N-API calls that take C strings.
+    pub js_key: std::ffi::CString,
     /// Column name in the database (`@map`).
     pub column: String,
     pub ty: ScalarType,
@@ -222,6 +224,7 @@ fn parse_field(line: &str) -> Result<Field, String> {
         .ok_or_else(|| format!("field {name}: unsupported type {ty_name}"))?;
     let mut field = Field {
         column: name.clone(),
+        js_key: std::ffi::CString::new(name.as_str()).map_err(|_| format!("field {name}: NUL in name"))?,
         name,
         ty,
         optional,
