@@ -73,12 +73,16 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
     let options = &options;
     let url = url.trim();
     if url.is_empty() {
-        return Err(format!("createAdapter: the database URL is empty; accepted forms: {ACCEPTED_FORMS}"));
+        return Err(format!(
+            "createAdapter: the database URL is empty; accepted forms: {ACCEPTED_FORMS}"
+        ));
     }
     let (location, query) = split_query(url);
     let location = match scheme(location) {
         None => location,
-        Some("file") => location.trim_start_matches("file:").trim_start_matches("//"),
+        Some("file") => location
+            .trim_start_matches("file:")
+            .trim_start_matches("//"),
         Some("sqlite") => {
             let rest = location.trim_start_matches("sqlite:");
             // `sqlite:///abs/path` and `sqlite://./rel` are both common.
@@ -89,10 +93,16 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
             }
         }
         Some("postgres" | "postgresql") => {
-            return Ok(config_for(Target::Postgres(server_config(url, 5432)?), options))
+            return Ok(config_for(
+                Target::Postgres(server_config(url, 5432)?),
+                options,
+            ))
         }
         Some("mysql" | "mariadb") => {
-            return Ok(config_for(Target::Mysql(server_config(url, 3306)?), options))
+            return Ok(config_for(
+                Target::Mysql(server_config(url, 3306)?),
+                options,
+            ))
         }
         Some(other) => {
             return Err(format!(
@@ -141,10 +151,17 @@ fn server_config(text: &str, default_port: u16) -> Result<Server, String> {
         format!("createAdapter: malformed database URL ({e}); expected e.g. 'postgresql://user:password@host:5432/db'")
     })?;
     let decode = |s: &str| {
-        percent_decode(s).map_err(|_| "createAdapter: the URL's user name or password is not valid percent-encoding".to_string())
+        percent_decode(s).map_err(|_| {
+            "createAdapter: the URL's user name or password is not valid percent-encoding"
+                .to_string()
+        })
     };
     let mut server = Server {
-        host: url.host_str().unwrap_or("localhost").trim_matches(['[', ']']).to_string(),
+        host: url
+            .host_str()
+            .unwrap_or("localhost")
+            .trim_matches(['[', ']'])
+            .to_string(),
         port: url.port().unwrap_or(default_port),
         user: decode(url.username())?,
         password: url.password().map(decode).transpose()?,
@@ -160,7 +177,9 @@ fn server_config(text: &str, default_port: u16) -> Result<Server, String> {
     for (key, value) in url.query_pairs() {
         let value = value.as_ref();
         match key.as_ref() {
-            "connection_limit" => server.connection_limit = Some(positive(&key, value)?.max(1.0) as u32),
+            "connection_limit" => {
+                server.connection_limit = Some(positive(&key, value)?.max(1.0) as u32)
+            }
             "pool_timeout" => server.pool_timeout = secs(&key, value)?,
             "connect_timeout" => server.connect_timeout = secs(&key, value)?,
             "socket_timeout" => server.socket_timeout = Some(secs(&key, value)?),
@@ -170,7 +189,9 @@ fn server_config(text: &str, default_port: u16) -> Result<Server, String> {
             "sslcert" => server.ssl_cert = Some(value.to_string()),
             "sslkey" => server.ssl_key = Some(value.to_string()),
             "pgbouncer" => server.pgbouncer = value == "true",
-            "statement_cache_size" => server.statement_cache_size = Some(positive(&key, value)? as usize),
+            "statement_cache_size" => {
+                server.statement_cache_size = Some(positive(&key, value)? as usize)
+            }
             "application_name" => server.application_name = Some(value.to_string()),
             "socket" => server.socket = Some(value.to_string()),
             "host" if value.starts_with('/') => server.socket = Some(value.to_string()),
@@ -203,7 +224,11 @@ fn positive(key: &str, value: &str) -> Result<f64, String> {
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("createAdapter: URL parameter {key} must be a non-negative number, got '{value}'"))
+        .ok_or_else(|| {
+            format!(
+                "createAdapter: URL parameter {key} must be a non-negative number, got '{value}'"
+            )
+        })
 }
 
 fn split_query(url: &str) -> (&str, &str) {
@@ -217,7 +242,10 @@ fn split_query(url: &str) -> (&str, &str) {
 fn scheme(url: &str) -> Option<&str> {
     let (scheme, _) = url.split_once(':')?;
     let valid = scheme.len() > 1
-        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
@@ -238,12 +266,22 @@ mod tests {
         assert_eq!(target("sqlite::memory:"), Target::Memory);
         assert_eq!(target("file::memory:"), Target::Memory);
         assert_eq!(target("file:./dev.db"), Target::File("./dev.db".into()));
-        assert_eq!(target("file:dev.db?connection_limit=1"), Target::File("dev.db".into()));
+        assert_eq!(
+            target("file:dev.db?connection_limit=1"),
+            Target::File("dev.db".into())
+        );
         assert_eq!(target("./kavach.db"), Target::File("./kavach.db".into()));
         assert_eq!(target("/tmp/k.db"), Target::File("/tmp/k.db".into()));
         assert_eq!(target("sqlite:./k.db"), Target::File("./k.db".into()));
-        assert_eq!(target("sqlite:///tmp/k.db"), Target::File("/tmp/k.db".into()));
-        let c = parse("file:./dev.db?socket_timeout=2&connection_limit=3&sslmode=require", Options::default()).unwrap();
+        assert_eq!(
+            target("sqlite:///tmp/k.db"),
+            Target::File("/tmp/k.db".into())
+        );
+        let c = parse(
+            "file:./dev.db?socket_timeout=2&connection_limit=3&sslmode=require",
+            Options::default(),
+        )
+        .unwrap();
         assert_eq!(c.busy_timeout, Duration::from_secs(2));
         assert_eq!(c.read_connections, 3);
     }
@@ -256,7 +294,10 @@ mod tests {
         assert!(err.contains("'redis:'") && !err.contains("hunter2"));
         assert!(parse("file:x.db?socket_timeout=abc", Options::default()).is_err());
         let err = parse("postgresql://u:hunter2@[bad/db", Options::default()).unwrap_err();
-        assert!(err.contains("malformed") && !err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("malformed") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -266,8 +307,13 @@ mod tests {
             Options::default(),
         )
         .unwrap();
-        let Target::Postgres(s) = c.target else { panic!("not postgres") };
-        assert_eq!((s.host.as_str(), s.port, s.user.as_str()), ("db.internal", 6543, "kav@ach"));
+        let Target::Postgres(s) = c.target else {
+            panic!("not postgres")
+        };
+        assert_eq!(
+            (s.host.as_str(), s.port, s.user.as_str()),
+            ("db.internal", 6543, "kav@ach")
+        );
         assert_eq!(s.password.as_deref(), Some("p@ss"));
         assert_eq!(s.database.as_deref(), Some("app"));
         assert_eq!(s.schema.as_deref(), Some("tenant1"));

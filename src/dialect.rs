@@ -54,11 +54,20 @@ impl Dialect {
     pub fn upsert_clause(self, conflict: &str, columns: &[String]) -> String {
         match self {
             Dialect::Sqlite | Dialect::Postgres => {
-                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-                format!(" ON CONFLICT ({conflict}) DO UPDATE SET {}", sets.join(", "))
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                format!(
+                    " ON CONFLICT ({conflict}) DO UPDATE SET {}",
+                    sets.join(", ")
+                )
             }
             Dialect::Mysql => {
-                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = VALUES({c})"))
+                    .collect();
                 format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
             }
         }
@@ -100,7 +109,11 @@ impl Dialect {
         let table = self.quote(&model.table);
         let mut lines = Vec::new();
         for field in &model.fields {
-            let mut col = format!("{} {}", self.quote(&field.column), self.column_type(field.ty));
+            let mut col = format!(
+                "{} {}",
+                self.quote(&field.column),
+                self.column_type(field.ty)
+            );
             match (field.optional, self) {
                 (false, _) => col.push_str(" NOT NULL"),
                 (true, Dialect::Mysql) => col.push_str(" NULL"),
@@ -119,7 +132,12 @@ impl Dialect {
             .fields
             .iter()
             .filter(|f| f.unique)
-            .map(|f| (self.quote(&model.unique_index_name(f)), self.quote(&f.column)))
+            .map(|f| {
+                (
+                    self.quote(&model.unique_index_name(f)),
+                    self.quote(&f.column),
+                )
+            })
             .collect();
         let indexes: Vec<(String, String)> = model
             .indexes
@@ -146,10 +164,14 @@ impl Dialect {
                     lines.join(",\n    ")
                 ));
                 for (name, col) in &unique {
-                    statements.push(format!("CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table}({col})"));
+                    statements.push(format!(
+                        "CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table}({col})"
+                    ));
                 }
                 for (name, cols) in &indexes {
-                    statements.push(format!("CREATE INDEX IF NOT EXISTS {name} ON {table}({cols})"));
+                    statements.push(format!(
+                        "CREATE INDEX IF NOT EXISTS {name} ON {table}({cols})"
+                    ));
                 }
             }
             Dialect::Mysql => {

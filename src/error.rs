@@ -177,7 +177,9 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
             "P2024",
             "Timed out fetching a new connection from the connection pool.".into(),
         ),
-        sqlx::Error::PoolClosed => KavachError::database("The adapter was closed: create a new one."),
+        sqlx::Error::PoolClosed => {
+            KavachError::database("The adapter was closed: create a new one.")
+        }
         sqlx::Error::Io(e) => connection_lost(&e.to_string()),
         sqlx::Error::Protocol(e) => connection_lost(&e),
         other => KavachError::database(format!("Database error: {other}")),

@@ -19,7 +19,9 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(napi::Error::from_reason(format!("N-API call failed: {what}")))
+        Err(napi::Error::from_reason(format!(
+            "N-API call failed: {what}"
+        )))
     }
 }
 
@@ -55,7 +57,10 @@ unsafe fn read(env: sys::napi_env, value: sys::napi_value, depth: usize) -> napi
             check(sys::napi_is_array(env, value, &mut is_array), "is_array")?;
             if is_array {
                 let mut len = 0;
-                check(sys::napi_get_array_length(env, value, &mut len), "array length")?;
+                check(
+                    sys::napi_get_array_length(env, value, &mut len),
+                    "array length",
+                )?;
                 let mut items = Vec::with_capacity(len as usize);
                 for i in 0..len {
                     let mut item = ptr::null_mut();
@@ -83,7 +88,10 @@ unsafe fn read(env: sys::napi_env, value: sys::napi_value, depth: usize) -> napi
                 let mut key = ptr::null_mut();
                 check(sys::napi_get_element(env, keys, i, &mut key), "key")?;
                 let mut item = ptr::null_mut();
-                check(sys::napi_get_property(env, value, key, &mut item), "property")?;
+                check(
+                    sys::napi_get_property(env, value, key, &mut item),
+                    "property",
+                )?;
                 entries.push((read_string(env, key)?, read(env, item, depth + 1)?));
             }
             JsValue::Object(entries)
@@ -92,7 +100,10 @@ unsafe fn read(env: sys::napi_env, value: sys::napi_value, depth: usize) -> napi
         sys::ValueType::napi_symbol => JsValue::Other("symbol"),
         sys::ValueType::napi_bigint => {
             let mut text = ptr::null_mut();
-            check(sys::napi_coerce_to_string(env, value, &mut text), "bigint text")?;
+            check(
+                sys::napi_coerce_to_string(env, value, &mut text),
+                "bigint text",
+            )?;
             JsValue::BigInt(read_string(env, text)?)
         }
         _ => JsValue::Other("external value"),
@@ -108,7 +119,13 @@ unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> napi::Resul
     let mut buf = vec![0u8; len + 1];
     let mut written = 0;
     check(
-        sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, len + 1, &mut written),
+        sys::napi_get_value_string_utf8(
+            env,
+            value,
+            buf.as_mut_ptr() as *mut c_char,
+            len + 1,
+            &mut written,
+        ),
         "string",
     )?;
     buf.truncate(written);
@@ -177,12 +194,22 @@ unsafe fn object(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     Ok(out)
 }
 
-unsafe fn set(env: sys::napi_env, obj: sys::napi_value, key: &str, value: sys::napi_value) -> napi::Result<()> {
+unsafe fn set(
+    env: sys::napi_env,
+    obj: sys::napi_value,
+    key: &str,
+    value: sys::napi_value,
+) -> napi::Result<()> {
     let key = string(env, key)?;
     check(sys::napi_set_property(env, obj, key, value), "set property")
 }
 
-unsafe fn define_own(env: sys::napi_env, obj: sys::napi_value, key: &str, value: sys::napi_value) -> napi::Result<()> {
+unsafe fn define_own(
+    env: sys::napi_env,
+    obj: sys::napi_value,
+    key: &str,
+    value: sys::napi_value,
+) -> napi::Result<()> {
     let descriptor = sys::napi_property_descriptor {
         utf8name: ptr::null(),
         name: string(env, key)?,
@@ -193,7 +220,10 @@ unsafe fn define_own(env: sys::napi_env, obj: sys::napi_value, key: &str, value:
         attributes: PLAIN_PROPERTY,
         data: ptr::null_mut(),
     };
-    check(sys::napi_define_properties(env, obj, 1, &descriptor), "define property")
+    check(
+        sys::napi_define_properties(env, obj, 1, &descriptor),
+        "define property",
+    )
 }
 
 unsafe fn array<T>(
@@ -202,9 +232,15 @@ unsafe fn array<T>(
     each: impl Fn(&T) -> napi::Result<sys::napi_value>,
 ) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
-    check(sys::napi_create_array_with_length(env, items.len(), &mut out), "create array")?;
+    check(
+        sys::napi_create_array_with_length(env, items.len(), &mut out),
+        "create array",
+    )?;
     for (i, item) in items.iter().enumerate() {
-        check(sys::napi_set_element(env, out, i as u32, each(item)?), "set element")?;
+        check(
+            sys::napi_set_element(env, out, i as u32, each(item)?),
+            "set element",
+        )?;
     }
     Ok(out)
 }
@@ -240,7 +276,10 @@ unsafe fn cell(env: sys::napi_env, value: &Value) -> napi::Result<sys::napi_valu
         Value::Text(s) | Value::JsonText(s) => string(env, s),
         Value::DateTime(ms) => {
             let mut out = ptr::null_mut();
-            check(sys::napi_create_date(env, *ms as f64, &mut out), "create date")?;
+            check(
+                sys::napi_create_date(env, *ms as f64, &mut out),
+                "create date",
+            )?;
             Ok(out)
         }
         Value::Json(j) => json(env, j),
@@ -277,8 +316,9 @@ unsafe fn record(env: sys::napi_env, record: &Record) -> napi::Result<sys::napi_
 }
 
 /// What an assignment or JSON.parse creates: writable, enumerable, configurable.
-const PLAIN_PROPERTY: sys::napi_property_attributes =
-    sys::PropertyAttributes::writable | sys::PropertyAttributes::enumerable | sys::PropertyAttributes::configurable;
+const PLAIN_PROPERTY: sys::napi_property_attributes = sys::PropertyAttributes::writable
+    | sys::PropertyAttributes::enumerable
+    | sys::PropertyAttributes::configurable;
 
 /// The JS `Error` for a failure: Prisma's `name`, `code` and `meta` as real properties.
 unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi_value> {
@@ -287,7 +327,10 @@ unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi
         None => ptr::null_mut(),
     };
     let mut out = ptr::null_mut();
-    check(sys::napi_create_error(env, code, string(env, &err.message)?, &mut out), "create error")?;
+    check(
+        sys::napi_create_error(env, code, string(env, &err.message)?, &mut out),
+        "create error",
+    )?;
     set(env, out, "name", string(env, err.js_name())?)?;
     let meta = &err.meta;
     if meta.model_name.is_some() || meta.target.is_some() || meta.operation.is_some() {
@@ -336,7 +379,9 @@ impl ToNapiValue for Reply {
             Ok(Outcome::Strings(items)) => array(env, &items, |s| string(env, s)),
             Err(err) => {
                 let js_error = error(env, &err)?;
-                Err(napi::Error::from(Unknown::from_raw_unchecked(env, js_error)))
+                Err(napi::Error::from(Unknown::from_raw_unchecked(
+                    env, js_error,
+                )))
             }
         }
     }

@@ -54,13 +54,17 @@ impl NativeAdapter {
         let options = config::Options {
             skip_migrations: options.and_then(|o| o.skip_migrations).unwrap_or(false),
         };
-        let config = config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
+        let config =
+            config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
         })
     }
 
-    #[napi(ts_args_type = "methodIndex: number, args: unknown[]", ts_return_type = "Promise<unknown>")]
+    #[napi(
+        ts_args_type = "methodIndex: number, args: unknown[]",
+        ts_return_type = "Promise<unknown>"
+    )]
     pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
         let adapter = Arc::clone(&self.inner);
         match method(method_index) {
@@ -126,14 +130,20 @@ impl NativeTransaction {
     pub async fn begin(&self) -> Reply {
         let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
         let isolation = self.isolation_level.as_deref();
-        let result = adapter.begin(self.timeout, self.max_wait, isolation).await.and_then(|tx| {
-            cell.set(tx)
-                .map_err(|_| KavachError::transaction("Transaction already started."))
-        });
+        let result = adapter
+            .begin(self.timeout, self.max_wait, isolation)
+            .await
+            .and_then(|tx| {
+                cell.set(tx)
+                    .map_err(|_| KavachError::transaction("Transaction already started."))
+            });
         Reply(result.map(|_| Outcome::Nothing))
     }
 
-    #[napi(ts_args_type = "methodIndex: number, args: unknown[]", ts_return_type = "Promise<unknown>")]
+    #[napi(
+        ts_args_type = "methodIndex: number, args: unknown[]",
+        ts_return_type = "Promise<unknown>"
+    )]
     pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
         let run = async {
             let tx = self.started()?;

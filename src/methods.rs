@@ -83,7 +83,10 @@ pub enum Shape {
     },
     Create,
     /// Update the row the first `Key` selects; P2025 when there is none.
-    Update { set: Set, returns: Returns },
+    Update {
+        set: Set,
+        returns: Returns,
+    },
     /// Delete the row the first `Key` selects; P2025 when there is none.
     Delete,
     /// Delete every match (none is fine); `expired` adds `field < now`.
@@ -561,7 +564,12 @@ pub static METHODS: &[Method] = &[
     list(
         "listBudgetPolicies",
         BUDGET,
-        &[Arg::Filter(&[eq("agentId"), eq("userId"), eq("tenantId"), eq("status")])],
+        &[Arg::Filter(&[
+            eq("agentId"),
+            eq("userId"),
+            eq("tenantId"),
+            eq("status"),
+        ])],
         Some(("createdAt", Dir::Asc)),
     ),
     create("createBudgetPolicy", BUDGET),
@@ -610,7 +618,12 @@ pub static METHODS: &[Method] = &[
     update("updateTotp", TOTP, &[Key("userId"), Patch]),
     delete_by("deleteTotp", TOTP, &[Key("userId")]),
     find("findOrgRole", ORG_ROLE, &[Key("orgId"), Key("name")]),
-    list("listOrgRoles", ORG_ROLE, &[Key("orgId")], Some(("name", Dir::Asc))),
+    list(
+        "listOrgRoles",
+        ORG_ROLE,
+        &[Key("orgId")],
+        Some(("name", Dir::Asc)),
+    ),
     create("createOrgRole", ORG_ROLE),
     update("updateOrgRole", ORG_ROLE, &[Key("id"), Patch]),
     delete("deleteOrgRole", ORG_ROLE),
@@ -743,7 +756,11 @@ pub static METHODS: &[Method] = &[
         "used",
     ),
     delete_expired("deleteExpiredOidcAuthCodes", OIDC_CODE, "expiresAt"),
-    find("findOidcRefreshTokenByHash", OIDC_REFRESH, &[Key("tokenHash")]),
+    find(
+        "findOidcRefreshTokenByHash",
+        OIDC_REFRESH,
+        &[Key("tokenHash")],
+    ),
     create("createOidcRefreshToken", OIDC_REFRESH),
     consume(
         "revokeOidcRefreshToken",
@@ -801,7 +818,10 @@ pub static METHODS: &[Method] = &[
         "listActiveEphemeralSessionsByOwner",
         EPHEMERAL,
         &[Key("ownerId")],
-        &[Guard::Equals("status", "active"), Guard::NotExpired("expiresAt")],
+        &[
+            Guard::Equals("status", "active"),
+            Guard::NotExpired("expiresAt"),
+        ],
         ("createdAt", Dir::Asc),
         None,
     ),
@@ -827,7 +847,10 @@ pub static METHODS: &[Method] = &[
         args: &[],
         shape: Shape::UpdateMany {
             change: Change::Text("status", "expired"),
-            guards: &[Guard::Equals("status", "active"), Guard::Expired("expiresAt")],
+            guards: &[
+                Guard::Equals("status", "active"),
+                Guard::Expired("expiresAt"),
+            ],
         },
     },
 ];
@@ -896,17 +919,29 @@ impl Method {
         let filters = self.args.iter().find_map(|a| match a {
             Arg::Filter(keys) if !keys.is_empty() => Some(format!(
                 ", filtered by {}",
-                keys.iter().map(|k| format!("`{}`", k.key)).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| format!("`{}`", k.key))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             _ => None,
         });
         let model = self.model;
         match self.shape {
-            Shape::FindOne { guards: g, order: o } => {
-                format!("The {model}{matching}{}{}, or null.", guards(g), order(o).replace(", ", " ("))
-                    .replace(" first, or null", " first), or null")
-            }
-            Shape::FindMany { guards: g, order: o, page } => format!(
+            Shape::FindOne {
+                guards: g,
+                order: o,
+            } => format!(
+                "The {model}{matching}{}{}, or null.",
+                guards(g),
+                order(o).replace(", ", " (")
+            )
+            .replace(" first, or null", " first), or null"),
+            Shape::FindMany {
+                guards: g,
+                order: o,
+                page,
+            } => format!(
                 "Every {model}{matching}{}{}{}{}.",
                 guards(g),
                 filters.unwrap_or_default(),
@@ -916,23 +951,38 @@ impl Method {
                     p.limit_key, p.default_limit, p.offset_key
                 ))
             ),
-            Shape::Create => format!("Creates a {model}; defaults from the schema fill what is left out."),
-            Shape::Update { set: Set::Patch, .. } => {
-                format!("Updates the given fields of the {model}{matching}; P2025 if there is none.")
+            Shape::Create => {
+                format!("Creates a {model}; defaults from the schema fill what is left out.")
+            }
+            Shape::Update {
+                set: Set::Patch, ..
+            } => {
+                format!(
+                    "Updates the given fields of the {model}{matching}; P2025 if there is none."
+                )
             }
             Shape::Update { set: Set::Keys, .. } => {
                 format!("Sets the given value on the {model} with this id; P2025 if there is none.")
             }
-            Shape::Update { set: Set::Flag(f, b), .. } => {
+            Shape::Update {
+                set: Set::Flag(f, b),
+                ..
+            } => {
                 format!("Sets `{f}` to {b} on the {model}{matching}; P2025 if there is none.")
             }
             Shape::Delete => format!("Deletes the {model}{matching}; P2025 if there is none."),
-            Shape::DeleteMany { expired: Some(f), .. } => {
+            Shape::DeleteMany {
+                expired: Some(f), ..
+            } => {
                 format!("Deletes every {model} whose `{f}` has passed; resolves with how many.")
             }
             Shape::DeleteMany { returns, .. } => format!(
                 "Deletes every {model}{matching} (none is fine){}.",
-                if returns == Returns::Count { "; resolves with how many" } else { "" }
+                if returns == Returns::Count {
+                    "; resolves with how many"
+                } else {
+                    ""
+                }
             ),
             Shape::Guarded {
                 change,
@@ -957,11 +1007,20 @@ impl Method {
                     Change::Increment(f) => format!("Adds one to `{f}`"),
                     Change::Text(f, v) => format!("Sets `{f}` to '{v}'"),
                 };
-                format!("{what} on every {model}{matching}{}; resolves with how many.", guards(g))
+                format!(
+                    "{what} on every {model}{matching}{}; resolves with how many.",
+                    guards(g)
+                )
             }
-            Shape::Upsert { conflict, update, .. } => format!(
+            Shape::Upsert {
+                conflict, update, ..
+            } => format!(
                 "Creates the {model}, or if one with this `{conflict}` exists updates its {}.",
-                update.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                update
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -1022,9 +1081,17 @@ mod tests {
 
     #[test]
     fn every_method_names_real_models_and_fields() {
-        assert_eq!(METHODS[..65].last().unwrap().name, "updateApprovalRequest", "the TS adapter's 65 come first");
+        assert_eq!(
+            METHODS[..65].last().unwrap().name,
+            "updateApprovalRequest",
+            "the TS adapter's 65 come first"
+        );
         let covered: std::collections::HashSet<&str> = METHODS.iter().map(|m| m.model).collect();
-        assert_eq!(covered.len(), SCHEMA.models.len(), "every model has methods");
+        assert_eq!(
+            covered.len(),
+            SCHEMA.models.len(),
+            "every model has methods"
+        );
         for m in METHODS {
             let model = SCHEMA.model(m.model);
             for arg in m.args {
@@ -1041,7 +1108,10 @@ mod tests {
             let check_guards = |guards: &[Guard]| {
                 for guard in guards {
                     match *guard {
-                        Guard::Is(f, _) | Guard::Equals(f, _) | Guard::NotExpired(f) | Guard::Expired(f) => {
+                        Guard::Is(f, _)
+                        | Guard::Equals(f, _)
+                        | Guard::NotExpired(f)
+                        | Guard::Expired(f) => {
                             model.field(f);
                         }
                         Guard::BelowLimit(f, limit) => {
@@ -1057,12 +1127,20 @@ mod tests {
                 }
             };
             match m.shape {
-                Shape::FindMany { guards, .. } | Shape::FindOne { guards, .. } => check_guards(guards),
+                Shape::FindMany { guards, .. } | Shape::FindOne { guards, .. } => {
+                    check_guards(guards)
+                }
                 Shape::Guarded { change, guards, .. } | Shape::UpdateMany { change, guards } => {
                     check_guards(guards);
                     check_change(change);
                 }
-                Shape::DeleteMany { expired: Some(f), .. } | Shape::Update { set: Set::Flag(f, _), .. } => {
+                Shape::DeleteMany {
+                    expired: Some(f), ..
+                }
+                | Shape::Update {
+                    set: Set::Flag(f, _),
+                    ..
+                } => {
                     model.field(f);
                 }
                 _ => {}

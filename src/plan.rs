@@ -70,7 +70,11 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
             builder.select(&conds, order, Some((1, 0)));
             Expect::Optional
         }
-        Shape::FindMany { guards, order, page } => {
+        Shape::FindMany {
+            guards,
+            order,
+            page,
+        } => {
             let mut conds = builder.key_conditions()?;
             conds.extend(builder.filter_conditions()?);
             conds.extend(guards.iter().map(|g| guard_condition(model, g)));
@@ -225,9 +229,19 @@ enum CondCmp {
 fn guard_condition(model: &Model, guard: &Guard) -> Cond {
     match *guard {
         Guard::Is(field, flag) => Cond::new(model.field(field), Cmp::Eq, Value::Bool(flag)),
-        Guard::Equals(field, text) => Cond::new(model.field(field), Cmp::Eq, Value::Text(text.into())),
-        Guard::NotExpired(field) => Cond::new(model.field(field), CondCmp::Gt, Value::DateTime(now_millis())),
-        Guard::Expired(field) => Cond::new(model.field(field), CondCmp::Lt, Value::DateTime(now_millis())),
+        Guard::Equals(field, text) => {
+            Cond::new(model.field(field), Cmp::Eq, Value::Text(text.into()))
+        }
+        Guard::NotExpired(field) => Cond::new(
+            model.field(field),
+            CondCmp::Gt,
+            Value::DateTime(now_millis()),
+        ),
+        Guard::Expired(field) => Cond::new(
+            model.field(field),
+            CondCmp::Lt,
+            Value::DateTime(now_millis()),
+        ),
         Guard::BelowLimit(field, limit) => Cond::new(
             model.field(field),
             CondCmp::BelowColumn(model.field(limit)),
@@ -339,7 +353,8 @@ impl<'a> Builder<'a> {
                             i + 1
                         )))
                     }
-                    js => convert(field, js).map_err(|e| self.invalid(format!("argument `{name}`: {e}")))?,
+                    js => convert(field, js)
+                        .map_err(|e| self.invalid(format!("argument `{name}`: {e}")))?,
                 };
                 conds.push(Cond::new(field_index, Cmp::Eq, value));
             }
@@ -373,7 +388,11 @@ impl<'a> Builder<'a> {
                 if page_keys.contains(&key.as_str()) {
                     continue;
                 }
-                let known: Vec<&str> = keys.iter().map(|k| k.key).chain(page_keys.iter().copied()).collect();
+                let known: Vec<&str> = keys
+                    .iter()
+                    .map(|k| k.key)
+                    .chain(page_keys.iter().copied())
+                    .collect();
                 return Err(self.invalid(format!(
                     "unknown filter `{key}`; known filters: {}",
                     known.join(", ")
@@ -387,7 +406,8 @@ impl<'a> Builder<'a> {
             if spec.cmp != Cmp::Eq && *js == JsValue::Null {
                 return Err(self.invalid(format!("filter `{key}` must not be null")));
             }
-            let value = convert(field, js).map_err(|e| self.invalid(format!("filter `{key}`: {e}")))?;
+            let value =
+                convert(field, js).map_err(|e| self.invalid(format!("filter `{key}`: {e}")))?;
             conds.push(Cond::new(field_index, spec.cmp, value));
         }
         Ok(conds)
@@ -409,14 +429,19 @@ impl<'a> Builder<'a> {
             match entries.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
                 None | Some(JsValue::Undefined) => Ok(default),
                 // Fractions are truncated, as Prisma does with `take` / `skip`.
-                Some(JsValue::Number(n)) if *n >= 0.0 && *n < i32::MAX as f64 => Ok(n.trunc() as i64),
+                Some(JsValue::Number(n)) if *n >= 0.0 && *n < i32::MAX as f64 => {
+                    Ok(n.trunc() as i64)
+                }
                 Some(other) => Err(self.invalid(format!(
                     "filter `{key}` must be a non-negative integer, got {}",
                     other.describe()
                 ))),
             }
         };
-        Ok((get(page.limit_key, page.default_limit)?, get(page.offset_key, 0)?))
+        Ok((
+            get(page.limit_key, page.default_limit)?,
+            get(page.offset_key, 0)?,
+        ))
     }
 
     /// A create input: every required field, defaults filled in, unknown keys refused.
@@ -424,7 +449,9 @@ impl<'a> Builder<'a> {
         let (i, _) = self
             .find_arg(|a| matches!(a, Arg::Record))
             .expect("record methods take a record");
-        let entries = self.object_arg(i, "input")?.expect("inputs are required objects");
+        let entries = self
+            .object_arg(i, "input")?
+            .expect("inputs are required objects");
         self.reject_unknown(entries)?;
         let mut row = Vec::with_capacity(self.model.fields.len());
         for (index, field) in self.model.fields.iter().enumerate() {
@@ -484,7 +511,9 @@ impl<'a> Builder<'a> {
         let (i, _) = self
             .find_arg(|a| matches!(a, Arg::Patch))
             .expect("patch methods take data");
-        let entries = self.object_arg(i, "data")?.expect("data is a required object");
+        let entries = self
+            .object_arg(i, "data")?
+            .expect("data is a required object");
         self.reject_unknown(entries)?;
         let mut assignments: Vec<(usize, Value)> = Vec::new();
         for (key, js) in entries {
@@ -563,7 +592,8 @@ impl<'a> Builder<'a> {
             let column = self.column(cond.field);
             if let CondCmp::BelowColumn(limit) = cond.cmp {
                 let limit = self.column(limit);
-                self.sql.push_str(&format!("({limit} IS NULL OR {column} < {limit})"));
+                self.sql
+                    .push_str(&format!("({limit} IS NULL OR {column} < {limit})"));
                 continue;
             }
             self.sql.push_str(&column);
@@ -605,7 +635,11 @@ impl<'a> Builder<'a> {
 
     fn insert(&mut self, row: &[(usize, Value)], upsert: Option<(usize, &[&str])>) {
         let columns: Vec<String> = row.iter().map(|(i, _)| self.column(*i)).collect();
-        self.sql = format!("INSERT INTO {} ({}) VALUES (", self.table(), columns.join(", "));
+        self.sql = format!(
+            "INSERT INTO {} ({}) VALUES (",
+            self.table(),
+            columns.join(", ")
+        );
         for (n, (field, value)) in row.iter().enumerate() {
             if n > 0 {
                 self.sql.push_str(", ");
@@ -615,7 +649,10 @@ impl<'a> Builder<'a> {
         }
         self.sql.push(')');
         if let Some((conflict, update)) = upsert {
-            let columns: Vec<String> = update.iter().map(|f| self.column(self.model.field(f))).collect();
+            let columns: Vec<String> = update
+                .iter()
+                .map(|f| self.column(self.model.field(f)))
+                .collect();
             let clause = self.dialect.upsert_clause(&self.column(conflict), &columns);
             self.sql.push_str(&clause);
         }
@@ -705,7 +742,10 @@ pub fn convert(field: &Field, js: &JsValue) -> std::result::Result<Value, String
         return if field.optional {
             Ok(Value::Null)
         } else {
-            Err(format!("must not be null ({} is required)", field.ty.prisma_name()))
+            Err(format!(
+                "must not be null ({} is required)",
+                field.ty.prisma_name()
+            ))
         };
     }
     match (field.ty, js) {
@@ -715,7 +755,10 @@ pub fn convert(field: &Field, js: &JsValue) -> std::result::Result<Value, String
         (ScalarType::Int, JsValue::Number(n)) if n.is_finite() => {
             let whole = n.trunc();
             if whole.abs() > MAX_SAFE_INTEGER {
-                Err(format!("{} is beyond the integers a JS number holds exactly", js.describe()))
+                Err(format!(
+                    "{} is beyond the integers a JS number holds exactly",
+                    js.describe()
+                ))
             } else {
                 Ok(Value::Int(whole as i64))
             }
@@ -734,9 +777,16 @@ pub fn convert(field: &Field, js: &JsValue) -> std::result::Result<Value, String
             .filter(|ms| storable_date(*ms as f64))
             .map(Value::DateTime)
             .ok_or_else(|| {
-                format!("expected a Date or an ISO-8601 date-time string, got {}", js.describe())
+                format!(
+                    "expected a Date or an ISO-8601 date-time string, got {}",
+                    js.describe()
+                )
             }),
-        _ => Err(format!("expected {}, got {}", expected(field.ty), js.describe())),
+        _ => Err(format!(
+            "expected {}, got {}",
+            expected(field.ty),
+            js.describe()
+        )),
     }
 }
 
@@ -761,7 +811,12 @@ mod tests {
     use super::*;
 
     fn obj(entries: &[(&str, JsValue)]) -> JsValue {
-        JsValue::Object(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        JsValue::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
     }
     fn s(v: &str) -> JsValue {
         JsValue::String(v.into())
@@ -769,22 +824,44 @@ mod tests {
 
     #[test]
     fn find_by_unique_key() {
-        let p = plan(method_by_name("findUserByEmail").unwrap(), &[s("a@b.c")], Dialect::Sqlite).unwrap();
-        assert!(p.statement.sql.ends_with("FROM \"kavach_users\" WHERE \"email\" = ? LIMIT ? OFFSET ?"));
+        let p = plan(
+            method_by_name("findUserByEmail").unwrap(),
+            &[s("a@b.c")],
+            Dialect::Sqlite,
+        )
+        .unwrap();
+        assert!(p
+            .statement
+            .sql
+            .ends_with("FROM \"kavach_users\" WHERE \"email\" = ? LIMIT ? OFFSET ?"));
         assert_eq!(p.statement.params[0].value, Value::Text("a@b.c".into()));
         assert_eq!(p.expect, Expect::Optional);
     }
 
     #[test]
     fn undefined_key_is_rejected_with_method_and_argument() {
-        let err = plan(method_by_name("findAgentById").unwrap(), &[], Dialect::Sqlite).unwrap_err();
-        assert!(err.message.contains("findAgentById") && err.message.contains("`id`"), "{}", err.message);
+        let err = plan(
+            method_by_name("findAgentById").unwrap(),
+            &[],
+            Dialect::Sqlite,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("findAgentById") && err.message.contains("`id`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn query_audit_logs_defaults_and_ranges() {
         let m = method_by_name("queryAuditLogs").unwrap();
-        let p = plan(m, &[obj(&[("agentId", s("a")), ("since", JsValue::Date(0.0))])], Dialect::Sqlite).unwrap();
+        let p = plan(
+            m,
+            &[obj(&[("agentId", s("a")), ("since", JsValue::Date(0.0))])],
+            Dialect::Sqlite,
+        )
+        .unwrap();
         assert!(p.statement.sql.contains("WHERE \"agent_id\" = ? AND \"timestamp\" >= ? ORDER BY \"timestamp\" DESC LIMIT ? OFFSET ?"), "{}", p.statement.sql);
         let page: Vec<&Value> = p.statement.params[2..].iter().map(|b| &b.value).collect();
         assert_eq!(page, [&Value::Int(100), &Value::Int(0)]);
@@ -806,7 +883,11 @@ mod tests {
             ("updatedAt", s("2025-01-02T03:04:05.678Z")),
         ];
         let p = plan(m, &[obj(&base)], Dialect::Sqlite).unwrap();
-        assert!(p.statement.params.iter().any(|b| b.value == Value::Text("active".into())));
+        assert!(p
+            .statement
+            .params
+            .iter()
+            .any(|b| b.value == Value::Text("active".into())));
         assert!(p.statement.sql.contains("RETURNING"));
         let mut missing = base.clone();
         missing.remove(4);
@@ -814,42 +895,86 @@ mod tests {
         assert!(err.message.contains("createAgent") && err.message.contains("`tokenHash`"));
         let mut unknown = base.clone();
         unknown.push(("bogus", JsValue::Number(1.0)));
-        assert!(plan(m, &[obj(&unknown)], Dialect::Sqlite).unwrap_err().message.contains("`bogus`"));
+        assert!(plan(m, &[obj(&unknown)], Dialect::Sqlite)
+            .unwrap_err()
+            .message
+            .contains("`bogus`"));
         let mut wrong = base;
         wrong[2] = ("name", JsValue::Number(42.0));
-        assert!(plan(m, &[obj(&wrong)], Dialect::Sqlite).unwrap_err().message.contains("expected a string, got number 42"));
+        assert!(plan(m, &[obj(&wrong)], Dialect::Sqlite)
+            .unwrap_err()
+            .message
+            .contains("expected a string, got number 42"));
     }
 
     #[test]
     fn rate_limit_id_is_derived_like_the_ts_adapter() {
         let m = method_by_name("upsertRateLimit").unwrap();
-        let p = plan(m, &[s("agent"), s("res"), JsValue::Date(1_700_000_000_000.0), JsValue::Number(3.0)], Dialect::Sqlite).unwrap();
+        let p = plan(
+            m,
+            &[
+                s("agent"),
+                s("res"),
+                JsValue::Date(1_700_000_000_000.0),
+                JsValue::Number(3.0),
+            ],
+            Dialect::Sqlite,
+        )
+        .unwrap();
         let digest = Sha256::digest(b"agent:res:1700000000000");
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(p.statement.params.iter().any(|b| b.value == Value::Text(hex[..32].to_string())));
-        assert!(p.statement.sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"count\" = excluded.\"count\""));
+        assert!(p
+            .statement
+            .params
+            .iter()
+            .any(|b| b.value == Value::Text(hex[..32].to_string())));
+        assert!(p
+            .statement
+            .sql
+            .contains("ON CONFLICT (\"id\") DO UPDATE SET \"count\" = excluded.\"count\""));
     }
 
     #[test]
     fn mysql_reads_written_rows_back_by_key() {
         let m = method_by_name("updateUser").unwrap();
-        let p = plan(m, &[s("u1"), obj(&[("id", s("u2")), ("name", s("n"))])], Dialect::Mysql).unwrap();
+        let p = plan(
+            m,
+            &[s("u1"), obj(&[("id", s("u2")), ("name", s("n"))])],
+            Dialect::Mysql,
+        )
+        .unwrap();
         let write = p.before.expect("a write before the read");
-        assert_eq!(write.sql, "UPDATE `kavach_users` SET `id` = ?, `name` = ? WHERE `id` = ?");
+        assert_eq!(
+            write.sql,
+            "UPDATE `kavach_users` SET `id` = ?, `name` = ? WHERE `id` = ?"
+        );
         assert!(p.statement.sql.ends_with("WHERE `id` = ? LIMIT ? OFFSET ?"));
         assert_eq!(p.statement.params[0].value, Value::Text("u2".into()));
         let pg = plan(m, &[s("u1"), obj(&[("name", s("n"))])], Dialect::Postgres).unwrap();
         assert!(pg.before.is_none());
-        assert!(pg.statement.sql.starts_with("UPDATE \"kavach_users\" SET \"name\" = $1 WHERE \"id\" = $2 RETURNING"));
+        assert!(pg
+            .statement
+            .sql
+            .starts_with("UPDATE \"kavach_users\" SET \"name\" = $1 WHERE \"id\" = $2 RETURNING"));
     }
 
     #[test]
     fn empty_update_reads_the_row_and_still_requires_it() {
         let m = method_by_name("updateUser").unwrap();
-        let p = plan(m, &[s("u1"), obj(&[("name", JsValue::Undefined)])], Dialect::Sqlite).unwrap();
+        let p = plan(
+            m,
+            &[s("u1"), obj(&[("name", JsValue::Undefined)])],
+            Dialect::Sqlite,
+        )
+        .unwrap();
         assert!(p.statement.sql.starts_with("SELECT"));
         assert!(matches!(p.expect, Expect::One { .. }));
-        let err = plan(m, &[s("u1"), obj(&[("banned", JsValue::Null)])], Dialect::Sqlite).unwrap_err();
+        let err = plan(
+            m,
+            &[s("u1"), obj(&[("banned", JsValue::Null)])],
+            Dialect::Sqlite,
+        )
+        .unwrap_err();
         assert!(err.message.contains("`banned`") && err.message.contains("must not be null"));
     }
 }

@@ -93,7 +93,10 @@ impl Model {
     }
 
     pub fn id_field(&self) -> usize {
-        self.fields.iter().position(|f| f.id).expect("every model has an @id")
+        self.fields
+            .iter()
+            .position(|f| f.id)
+            .expect("every model has an @id")
     }
 
     /// Prisma's name for the unique index of a single column.
@@ -139,7 +142,11 @@ pub fn parse(text: &str) -> Result<Schema, String> {
         let mut pending_indexes = Vec::new();
         loop {
             let Some((n, raw)) = lines.next() else {
-                return Err(format!("line {}: model {} is not closed", n + 1, model.name));
+                return Err(format!(
+                    "line {}: model {} is not closed",
+                    n + 1,
+                    model.name
+                ));
             };
             let line = strip_comment(raw).trim();
             if line == "}" {
@@ -153,7 +160,8 @@ pub fn parse(text: &str) -> Result<Schema, String> {
                 if let Some(args) = attr.strip_prefix("map(") {
                     model.table = quoted(args).ok_or_else(|| at("bad @@map".into()))?;
                 } else if let Some(args) = attr.strip_prefix("index(") {
-                    pending_indexes.push(parse_index(args).ok_or_else(|| at("bad @@index".into()))?);
+                    pending_indexes
+                        .push(parse_index(args).ok_or_else(|| at("bad @@index".into()))?);
                 } else {
                     return Err(at(format!("unsupported block attribute @@{attr}")));
                 }
@@ -208,14 +216,18 @@ fn parse_index(args: &str) -> Option<(Vec<String>, Option<String>)> {
         .map(|f| f.trim().to_string())
         .filter(|f| !f.is_empty())
         .collect();
-    let map = args[close..].find("map:").and_then(|i| quoted(&args[close + i..]));
+    let map = args[close..]
+        .find("map:")
+        .and_then(|i| quoted(&args[close + i..]));
     Some((fields, map))
 }
 
 fn parse_field(line: &str) -> Result<Field, String> {
     let mut parts = line.split_whitespace();
     let name = parts.next().ok_or("empty field")?.to_string();
-    let ty_token = parts.next().ok_or_else(|| format!("field {name} has no type"))?;
+    let ty_token = parts
+        .next()
+        .ok_or_else(|| format!("field {name} has no type"))?;
     let (ty_name, optional) = match ty_token.strip_suffix('?') {
         Some(t) => (t, true),
         None => (ty_token, false),
@@ -224,7 +236,8 @@ fn parse_field(line: &str) -> Result<Field, String> {
         .ok_or_else(|| format!("field {name}: unsupported type {ty_name}"))?;
     let mut field = Field {
         column: name.clone(),
-        js_key: std::ffi::CString::new(name.as_str()).map_err(|_| format!("field {name}: NUL in name"))?,
+        js_key: std::ffi::CString::new(name.as_str())
+            .map_err(|_| format!("field {name}: NUL in name"))?,
         name,
         ty,
         optional,
@@ -242,11 +255,15 @@ fn parse_field(line: &str) -> Result<Field, String> {
             field.column = quoted(arg).ok_or_else(|| format!("field {}: bad @map", field.name))?;
         } else if let Some(arg) = attr.strip_prefix("default(") {
             let literal = arg.trim_end_matches(')').trim();
-            field.default = Some(parse_default(literal, ty).ok_or_else(|| {
-                format!("field {}: unsupported default {literal}", field.name)
-            })?);
+            field.default =
+                Some(parse_default(literal, ty).ok_or_else(|| {
+                    format!("field {}: unsupported default {literal}", field.name)
+                })?);
         } else {
-            return Err(format!("field {}: unsupported attribute @{attr}", field.name));
+            return Err(format!(
+                "field {}: unsupported attribute @{attr}",
+                field.name
+            ));
         }
     }
     Ok(field)

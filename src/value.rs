@@ -187,9 +187,14 @@ pub fn js_number_text(n: f64) -> String {
 /// formatting may round a tie the other way).
 fn shortest_digits(x: f64) -> (String, i32) {
     let split = |sci: &str| -> (String, i32) {
-        let (mantissa, exp) = sci.split_once('e').expect("LowerExp always has an exponent");
+        let (mantissa, exp) = sci
+            .split_once('e')
+            .expect("LowerExp always has an exponent");
         let digits = mantissa.chars().filter(|c| *c != '.').collect();
-        (digits, exp.parse::<i32>().expect("LowerExp exponent is an integer") + 1)
+        (
+            digits,
+            exp.parse::<i32>().expect("LowerExp exponent is an integer") + 1,
+        )
     };
     let (digits, n) = split(&format!("{x:e}"));
     let k = digits.len();
@@ -202,9 +207,7 @@ fn shortest_digits(x: f64) -> (String, i32) {
         return (digits, n);
     }
     let (head, rest) = exact.split_at(k);
-    let reads_back = |candidate: &str| {
-        format!("0.{candidate}e{n}").parse::<f64>().ok() == Some(x)
-    };
+    let reads_back = |candidate: &str| format!("0.{candidate}e{n}").parse::<f64>().ok() == Some(x);
     let below = head.to_string();
     let above = increment_digits(head);
     let (Some(above), true) = (above, reads_back(&below)) else {
@@ -221,7 +224,14 @@ fn shortest_digits(x: f64) -> (String, i32) {
     };
     let pick = if pick_below { below } else { above };
     let trimmed = pick.trim_end_matches('0');
-    (if trimmed.is_empty() { pick } else { trimmed.to_string() }, n)
+    (
+        if trimmed.is_empty() {
+            pick
+        } else {
+            trimmed.to_string()
+        },
+        n,
+    )
 }
 
 /// `digits` + 1 in its last place, or None when it would need another digit.
@@ -360,7 +370,10 @@ mod tests {
                 "list".into(),
                 JsValue::Array(vec![JsValue::Undefined, JsValue::Number(f64::NAN)]),
             ),
-            ("s".into(), JsValue::String("é\u{2028}\"\u{1}</script>".into())),
+            (
+                "s".into(),
+                JsValue::String("é\u{2028}\"\u{1}</script>".into()),
+            ),
             ("d".into(), JsValue::Date(0.0)),
         ]);
         assert_eq!(
@@ -389,10 +402,18 @@ mod tests {
         assert_eq!(format_iso_millis(-1), "1969-12-31T23:59:59.999+00:00");
         assert_eq!(parse_iso_input("yesterday"), None);
         assert!(!storable_date(8.64e15) && storable_date(8.2e15) && !storable_date(f64::NAN));
-        for ms in [253402300800000_i64, -62198755200000, 8.2e15 as i64, -8.2e15 as i64] {
+        for ms in [
+            253402300800000_i64,
+            -62198755200000,
+            8.2e15 as i64,
+            -8.2e15 as i64,
+        ] {
             let text = format_iso_millis(ms);
             assert_eq!(parse_stored_date(&text), Some(ms), "{text}");
         }
-        assert_eq!(parse_iso_input("+010000-01-01T00:00:00.000Z"), Some(253402300800000));
+        assert_eq!(
+            parse_iso_input("+010000-01-01T00:00:00.000Z"),
+            Some(253402300800000)
+        );
     }
 }

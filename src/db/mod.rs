@@ -132,7 +132,9 @@ pub struct Adapter {
 }
 
 fn closed_error() -> KavachError {
-    KavachError::database("This adapter was closed with close(); create a new one with createAdapter().")
+    KavachError::database(
+        "This adapter was closed with close(); create a new one with createAdapter().",
+    )
 }
 
 /// A lost connection: the call may be retried on another one.
@@ -166,7 +168,11 @@ impl Adapter {
     /// Connects (if not yet) and tells which tables this adapter created.
     pub async fn created_tables(&self) -> Result<Vec<String>> {
         self.backend().await?;
-        Ok(self.backend.get().map(|(_, created)| created.clone()).unwrap_or_default())
+        Ok(self
+            .backend
+            .get()
+            .map(|(_, created)| created.clone())
+            .unwrap_or_default())
     }
 
     async fn connect(&self) -> Result<(Backend, Vec<String>)> {
@@ -194,7 +200,10 @@ impl Adapter {
         match self.backend().await? {
             Backend::Sqlite { writer, readers } => match (readers, writes) {
                 (Some(readers), false) => Ok(Lease::SqliteReader(
-                    readers.acquire().await.map_err(|e| map_sqlx_error(e, None))?,
+                    readers
+                        .acquire()
+                        .await
+                        .map_err(|e| map_sqlx_error(e, None))?,
                 )),
                 _ => Ok(Lease::SqliteWriter(writer.clone().lock_owned().await)),
             },
@@ -323,16 +332,24 @@ fn begin_statements(dialect: Dialect, isolation: Option<&str>) -> Result<Vec<&'s
     Ok(match (dialect, level) {
         (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE"],
         (Dialect::Postgres, None) => vec!["BEGIN"],
-        (Dialect::Postgres, Some("READ UNCOMMITTED")) => vec!["BEGIN ISOLATION LEVEL READ UNCOMMITTED"],
+        (Dialect::Postgres, Some("READ UNCOMMITTED")) => {
+            vec!["BEGIN ISOLATION LEVEL READ UNCOMMITTED"]
+        }
         (Dialect::Postgres, Some("READ COMMITTED")) => vec!["BEGIN ISOLATION LEVEL READ COMMITTED"],
-        (Dialect::Postgres, Some("REPEATABLE READ")) => vec!["BEGIN ISOLATION LEVEL REPEATABLE READ"],
+        (Dialect::Postgres, Some("REPEATABLE READ")) => {
+            vec!["BEGIN ISOLATION LEVEL REPEATABLE READ"]
+        }
         (Dialect::Postgres, Some(_)) => vec!["BEGIN ISOLATION LEVEL SERIALIZABLE"],
         (Dialect::Mysql, None) => vec!["BEGIN"],
         (Dialect::Mysql, Some("READ UNCOMMITTED")) => {
             vec!["SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED", "BEGIN"]
         }
-        (Dialect::Mysql, Some("READ COMMITTED")) => vec!["SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN"],
-        (Dialect::Mysql, Some("REPEATABLE READ")) => vec!["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "BEGIN"],
+        (Dialect::Mysql, Some("READ COMMITTED")) => {
+            vec!["SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN"]
+        }
+        (Dialect::Mysql, Some("REPEATABLE READ")) => {
+            vec!["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "BEGIN"]
+        }
         (Dialect::Mysql, Some(_)) => vec!["SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "BEGIN"],
     })
 }
@@ -490,12 +507,21 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
         Expect::Optional | Expect::One { .. } | Expect::AfterWrite { .. } => {
             let mut rows = conn.fetch(&plan.statement, model).await?;
             match (rows.is_empty(), plan.expect) {
-                (false, Expect::One { returns: Returns::Nothing, .. }) => Ok(Outcome::Nothing),
+                (
+                    false,
+                    Expect::One {
+                        returns: Returns::Nothing,
+                        ..
+                    },
+                ) => Ok(Outcome::Nothing),
                 (false, _) => Ok(Outcome::Record(rows.swap_remove(0))),
                 (true, Expect::One { operation, .. })
-                | (true, Expect::AfterWrite { missing: Some(operation) }) => {
-                    Err(KavachError::record_not_found(&model.name, operation))
-                }
+                | (
+                    true,
+                    Expect::AfterWrite {
+                        missing: Some(operation),
+                    },
+                ) => Err(KavachError::record_not_found(&model.name, operation)),
                 (true, _) => Ok(Outcome::Null),
             }
         }
@@ -505,7 +531,11 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
 
 /// The error a decode of column `field` of `model` raises when the stored value does not
 /// fit the declared type.
-fn decode_error(model: &Model, field: &crate::schema::Field, what: impl std::fmt::Display) -> KavachError {
+fn decode_error(
+    model: &Model,
+    field: &crate::schema::Field,
+    what: impl std::fmt::Display,
+) -> KavachError {
     KavachError::database(format!(
         "Cannot read {}.{} (column {}) as {}: {what}",
         model.name,

@@ -86,7 +86,10 @@ pub(super) async fn acquire_error(err: sqlx::Error, server: &Server) -> KavachEr
         Ok(Err(unreachable)) => unreachable,
         Err(_) => KavachError::connection(
             "P1001",
-            format!("Can't reach database server at {}: no answer within connect_timeout", server.location()),
+            format!(
+                "Can't reach database server at {}: no answer within connect_timeout",
+                server.location()
+            ),
         ),
     }
 }
@@ -99,7 +102,10 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
     };
     KavachError::connection(
         "P1001",
-        format!("Can't reach database server at {} ({reason})", server.location()),
+        format!(
+            "Can't reach database server at {} ({reason})",
+            server.location()
+        ),
     )
 }
 
@@ -112,7 +118,9 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<Vec<String>
         .await
         .map_err(fail)?;
     if locked != Some(1) {
-        return Err(KavachError::database("Timed out waiting for another process to create the kavach_* tables"));
+        return Err(KavachError::database(
+            "Timed out waiting for another process to create the kavach_* tables",
+        ));
     }
     let result: Result<Vec<String>> = async {
         let existing: Vec<Vec<u8>> = sqlx::query_scalar(
@@ -132,7 +140,10 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<Vec<String>
         Ok(created)
     }
     .await;
-    let _ = sqlx::query("SELECT RELEASE_LOCK(?)").bind(SCHEMA_LOCK).execute(&mut *conn).await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *conn)
+        .await;
     result
 }
 
@@ -157,7 +168,10 @@ fn query(statement: &Statement) -> sqlx::query::Query<'_, MySql, MySqlArguments>
     query
 }
 
-pub(super) async fn execute(conn: &mut MySqlConnection, statement: &Statement) -> std::result::Result<u64, sqlx::Error> {
+pub(super) async fn execute(
+    conn: &mut MySqlConnection,
+    statement: &Statement,
+) -> std::result::Result<u64, sqlx::Error> {
     Ok(query(statement).execute(conn).await?.rows_affected())
 }
 
@@ -177,7 +191,9 @@ fn decode_row(model: &'static Model, row: &MySqlRow) -> Result<Record> {
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let raw = row.try_get_raw(i).map_err(|e| decode_error(model, field, e))?;
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| decode_error(model, field, e))?;
             decode_cell(model, field, raw)
         })
         .collect::<Result<_>>()?;
@@ -204,6 +220,8 @@ fn decode_cell(model: &Model, field: &Field, raw: MySqlValueRef<'_>) -> Result<V
                 .and_utc()
                 .timestamp_millis(),
         ),
-        ScalarType::Json => Value::Json(serde_json::from_str(&text(raw)?).map_err(|e| bad(Box::new(e)))?),
+        ScalarType::Json => {
+            Value::Json(serde_json::from_str(&text(raw)?).map_err(|e| bad(Box::new(e)))?)
+        }
     })
 }

@@ -29,7 +29,12 @@ fn connect_options(server: &Server) -> Result<PgConnectOptions> {
         .host(&server.host)
         .port(server.port)
         .username(&server.user)
-        .application_name(server.application_name.as_deref().unwrap_or("kavach-native"));
+        .application_name(
+            server
+                .application_name
+                .as_deref()
+                .unwrap_or("kavach-native"),
+        );
     if let Some(socket) = &server.socket {
         options = options.socket(socket);
     }
@@ -57,7 +62,11 @@ fn connect_options(server: &Server) -> Result<PgConnectOptions> {
     if let Some(path) = &server.ssl_key {
         options = options.ssl_client_key(path);
     }
-    let cache = if server.pgbouncer { 0 } else { server.statement_cache_size.unwrap_or(100) };
+    let cache = if server.pgbouncer {
+        0
+    } else {
+        server.statement_cache_size.unwrap_or(100)
+    };
     Ok(options.statement_cache_capacity(cache))
 }
 
@@ -66,10 +75,16 @@ fn connect_options(server: &Server) -> Result<PgConnectOptions> {
 fn session_sql(server: &Server) -> String {
     let mut sql = String::from("SET TIME ZONE 'UTC'");
     if let Some(schema) = &server.schema {
-        sql.push_str(&format!("; SET search_path TO {}", Dialect::Postgres.quote(schema)));
+        sql.push_str(&format!(
+            "; SET search_path TO {}",
+            Dialect::Postgres.quote(schema)
+        ));
     }
     if let Some(timeout) = server.socket_timeout {
-        sql.push_str(&format!("; SET statement_timeout = {}", timeout.as_millis()));
+        sql.push_str(&format!(
+            "; SET statement_timeout = {}",
+            timeout.as_millis()
+        ));
     }
     sql
 }
@@ -125,7 +140,10 @@ pub(super) async fn acquire_error(err: sqlx::Error, server: &Server) -> KavachEr
         Ok(Err(unreachable)) => unreachable,
         Err(_) => KavachError::connection(
             "P1001",
-            format!("Can't reach database server at {}: no answer within connect_timeout", server.location()),
+            format!(
+                "Can't reach database server at {}: no answer within connect_timeout",
+                server.location()
+            ),
         ),
     }
 }
@@ -138,12 +156,18 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
     };
     KavachError::connection(
         "P1001",
-        format!("Can't reach database server at {} ({reason})", server.location()),
+        format!(
+            "Can't reach database server at {} ({reason})",
+            server.location()
+        ),
     )
 }
 
 /// Creates missing tables; an advisory lock makes concurrent starts safe.
-async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) -> Result<Vec<String>> {
+async fn create_missing_tables(
+    conn: &mut PgConnection,
+    schema: Option<&str>,
+) -> Result<Vec<String>> {
     let fail = |e| map_sqlx_error(e, None);
     let mut tx = conn.begin().await.map_err(fail)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -152,7 +176,10 @@ async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) ->
         .await
         .map_err(fail)?;
     if let Some(schema) = schema {
-        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", Dialect::Postgres.quote(schema));
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            Dialect::Postgres.quote(schema)
+        );
         tx.execute(sql.as_str()).await.map_err(fail)?;
     }
     let existing: Vec<String> = sqlx::query_scalar(
@@ -162,7 +189,11 @@ async fn create_missing_tables(conn: &mut PgConnection, schema: Option<&str>) ->
     .await
     .map_err(fail)?;
     let mut created = Vec::new();
-    for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
+    for model in SCHEMA
+        .models
+        .iter()
+        .filter(|m| !existing.contains(&m.table))
+    {
         for ddl in Dialect::Postgres.create_table(model) {
             tx.execute(ddl.as_str()).await.map_err(fail)?;
         }
@@ -178,7 +209,9 @@ fn naive_utc(ms: i64) -> NaiveDateTime {
         .naive_utc()
 }
 
-fn query(statement: &Statement) -> std::result::Result<sqlx::query::Query<'_, Postgres, PgArguments>, sqlx::Error> {
+fn query(
+    statement: &Statement,
+) -> std::result::Result<sqlx::query::Query<'_, Postgres, PgArguments>, sqlx::Error> {
     let mut query = sqlx::query(&statement.sql);
     for bound in &statement.params {
         query = match (&bound.value, bound.ty) {
@@ -192,7 +225,8 @@ fn query(statement: &Statement) -> std::result::Result<sqlx::query::Query<'_, Po
             (Value::Text(s), _) => query.bind(s.as_str()),
             (Value::DateTime(ms), _) => query.bind(naive_utc(*ms)),
             (Value::JsonText(text), _) => {
-                let raw = RawValue::from_string(text.clone()).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                let raw = RawValue::from_string(text.clone())
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
                 query.bind(Json(raw))
             }
             (Value::Json(json), _) => query.bind(Json(json.clone())),
@@ -201,7 +235,10 @@ fn query(statement: &Statement) -> std::result::Result<sqlx::query::Query<'_, Po
     Ok(query)
 }
 
-pub(super) async fn execute(conn: &mut PgConnection, statement: &Statement) -> std::result::Result<u64, sqlx::Error> {
+pub(super) async fn execute(
+    conn: &mut PgConnection,
+    statement: &Statement,
+) -> std::result::Result<u64, sqlx::Error> {
     Ok(query(statement)?.execute(conn).await?.rows_affected())
 }
 
@@ -211,7 +248,11 @@ pub(super) async fn fetch(
     model: &'static Model,
     map: impl Fn(sqlx::Error) -> KavachError,
 ) -> Result<Vec<Record>> {
-    let rows = query(statement).map_err(&map)?.fetch_all(conn).await.map_err(map)?;
+    let rows = query(statement)
+        .map_err(&map)?
+        .fetch_all(conn)
+        .await
+        .map_err(map)?;
     rows.iter().map(|row| decode_row(model, row)).collect()
 }
 
@@ -221,7 +262,9 @@ fn decode_row(model: &'static Model, row: &PgRow) -> Result<Record> {
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let raw = row.try_get_raw(i).map_err(|e| decode_error(model, field, e))?;
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| decode_error(model, field, e))?;
             decode_cell(model, field, raw)
         })
         .collect::<Result<_>>()?;
@@ -235,10 +278,16 @@ fn decode_cell(model: &Model, field: &Field, raw: PgValueRef<'_>) -> Result<Valu
     let column_type = raw.type_info().name().to_string();
     let bad = |e: sqlx::error::BoxDynError| decode_error(model, field, e);
     Ok(match (field.ty, column_type.as_str()) {
-        (ScalarType::Int, "INT2") => Value::Int(<i16 as Decode<Postgres>>::decode(raw).map_err(bad)?.into()),
-        (ScalarType::Int, "INT4") => Value::Int(<i32 as Decode<Postgres>>::decode(raw).map_err(bad)?.into()),
+        (ScalarType::Int, "INT2") => {
+            Value::Int(<i16 as Decode<Postgres>>::decode(raw).map_err(bad)?.into())
+        }
+        (ScalarType::Int, "INT4") => {
+            Value::Int(<i32 as Decode<Postgres>>::decode(raw).map_err(bad)?.into())
+        }
         (ScalarType::Int, _) => Value::Int(<i64 as Decode<Postgres>>::decode(raw).map_err(bad)?),
-        (ScalarType::Boolean, _) => Value::Bool(<bool as Decode<Postgres>>::decode(raw).map_err(bad)?),
+        (ScalarType::Boolean, _) => {
+            Value::Bool(<bool as Decode<Postgres>>::decode(raw).map_err(bad)?)
+        }
         (ScalarType::DateTime, "TIMESTAMPTZ") => Value::DateTime(
             <DateTime<Utc> as Decode<Postgres>>::decode(raw)
                 .map_err(bad)?
@@ -259,6 +308,8 @@ fn decode_cell(model: &Model, field: &Field, raw: PgValueRef<'_>) -> Result<Valu
             let text = <String as Decode<Postgres>>::decode(raw).map_err(bad)?;
             Value::Json(serde_json::from_str(&text).map_err(|e| bad(Box::new(e)))?)
         }
-        (ScalarType::String, _) => Value::Text(<String as Decode<Postgres>>::decode(raw).map_err(bad)?),
+        (ScalarType::String, _) => {
+            Value::Text(<String as Decode<Postgres>>::decode(raw).map_err(bad)?)
+        }
     })
 }

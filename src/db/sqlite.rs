@@ -36,13 +36,15 @@ pub(super) async fn connect(
     migrate: bool,
 ) -> Result<(SqliteConnection, Option<SqlitePool>, Vec<String>)> {
     let options = connect_options(config);
-    let mut writer = SqliteConnection::connect_with(&options).await.map_err(|e| {
-        let place = match &config.target {
-            Target::File(path) => format!("the SQLite database file {}", path.display()),
-            _ => "an in-memory SQLite database".to_string(),
-        };
-        KavachError::connection("P1003", format!("Cannot open {place}: {e}"))
-    })?;
+    let mut writer = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| {
+            let place = match &config.target {
+                Target::File(path) => format!("the SQLite database file {}", path.display()),
+                _ => "an in-memory SQLite database".to_string(),
+            };
+            KavachError::connection("P1003", format!("Cannot open {place}: {e}"))
+        })?;
     let created = match migrate {
         true => create_missing_tables(&mut writer).await?,
         false => Vec::new(),
@@ -73,7 +75,11 @@ async fn create_missing_tables(conn: &mut SqliteConnection) -> Result<Vec<String
                 .await
                 .map_err(fail)?;
         let mut created = Vec::new();
-        for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
+        for model in SCHEMA
+            .models
+            .iter()
+            .filter(|m| !existing.contains(&m.table))
+        {
             for ddl in Dialect::Sqlite.create_table(model) {
                 conn.execute(ddl.as_str()).await.map_err(fail)?;
             }
@@ -125,7 +131,9 @@ fn decode_row(model: &'static Model, row: &SqliteRow) -> Result<Record> {
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let raw = row.try_get_raw(i).map_err(|e| decode_error(model, field, e))?;
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| decode_error(model, field, e))?;
             decode_cell(model, field, raw)
         })
         .collect::<Result<_>>()?;
@@ -152,7 +160,9 @@ fn decode_cell(model: &Model, field: &Field, raw: SqliteValueRef<'_>) -> Result<
             }
             _ => {
                 let s = text(raw)?;
-                Value::DateTime(parse_stored_date(&s).ok_or_else(|| bad(format!("'{s}' is not a date")))?)
+                Value::DateTime(
+                    parse_stored_date(&s).ok_or_else(|| bad(format!("'{s}' is not a date")))?,
+                )
             }
         },
         // A JSONB column has NUMERIC affinity: a bare JSON number is stored as a number.
@@ -160,11 +170,15 @@ fn decode_cell(model: &Model, field: &Field, raw: SqliteValueRef<'_>) -> Result<
             "INTEGER" => Value::Json(int(raw)?.into()),
             "REAL" => {
                 let n = <f64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()))?;
-                Value::Json(serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into))
+                Value::Json(
+                    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into),
+                )
             }
             _ => {
                 let s = text(raw)?;
-                Value::Json(serde_json::from_str(&s).map_err(|e| bad(format!("invalid JSON ({e})")))?)
+                Value::Json(
+                    serde_json::from_str(&s).map_err(|e| bad(format!("invalid JSON ({e})")))?,
+                )
             }
         },
     })
