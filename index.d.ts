@@ -1162,6 +1162,15 @@ export interface KavachPrismaAdapter {
   createApprovalRequest(input: CreateApprovalRequestInput): Promise<PrismaApprovalRequest>
   /** Updates the given fields of the KavachApprovalRequest matching `id`; P2025 if there is none. */
   updateApprovalRequest(id: string, data: Partial<CreateApprovalRequestInput>): Promise<PrismaApprovalRequest>
+  /**
+   * Runs `fn` in one database transaction: COMMIT when it resolves (with its value),
+   * ROLLBACK when it throws (rejecting with the very same error).
+   */
+  transaction<T>(fn: (tx: KavachPrismaAdapter) => Promise<T>, options?: TransactionOptions): Promise<T>
+}
+
+/** The methods for the KavachOS tables `@kavachos/prisma` leaves out. */
+export interface KavachExtraMethods {
   /** The KavachTenant matching `id`, or null. */
   findTenantById(id: string): Promise<PrismaTenant | null>
   /** The KavachTenant matching `slug`, or null. */
@@ -1378,15 +1387,19 @@ export interface KavachPrismaAdapter {
   consumeEphemeralSessionAction(id: string): Promise<PrismaEphemeralSession | null>
   /** Sets `status` to 'expired' on every KavachEphemeralSession while `status` is 'active' and `expiresAt` has passed; resolves with how many. */
   expireEphemeralSessions(): Promise<number>
+}
+
+/** Every method: `@kavachos/prisma`'s and those for the other tables; `tx` has them all. */
+export interface KavachAdapterMethods extends KavachPrismaAdapter, KavachExtraMethods {
   /**
    * Runs `fn` in one database transaction: COMMIT when it resolves (with its value),
    * ROLLBACK when it throws (rejecting with the very same error).
    */
-  transaction<T>(fn: (tx: KavachPrismaAdapter) => Promise<T>, options?: TransactionOptions): Promise<T>
+  transaction<T>(fn: (tx: KavachAdapterMethods) => Promise<T>, options?: TransactionOptions): Promise<T>
 }
 
 /** The adapter `createAdapter` returns: every method, plus `close`. */
-export interface KavachNativeAdapter extends KavachPrismaAdapter {
+export interface KavachNativeAdapter extends KavachAdapterMethods {
   /** Connects now (otherwise the first call does) and creates missing tables unless
    * `skipMigrations`; resolves with the names of the tables it created. */
   connect(): Promise<string[]>

@@ -3,7 +3,51 @@
 // forwards its arguments to the native handle; `transaction` orchestrates begin / fn /
 // commit-or-rollback so `fn`'s own return value and thrown error pass through untouched.
 
-const binding = require('./binding.js')
+const binding = loadBinding()
+
+// The platform's `.node` comes from an optional dependency (kavach-native-<platform>) or,
+// in a source checkout, from `npm run build`. When neither is there, say which package
+// is missing instead of napi's generic message; the loader's own errors stay as `cause`.
+function loadBinding() {
+  try {
+    return require('./binding.js')
+  } catch (error) {
+    if (!/Cannot find native binding|Failed to load native binding/.test(String(error && error.message))) throw error
+    throw missingBindingError(error)
+  }
+}
+
+function platformPackageName() {
+  const { platform, arch } = process
+  let abi = ''
+  if (platform === 'linux') {
+    const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null
+    abi = report && report.header && !report.header.glibcVersionRuntime ? '-musl' : '-gnu'
+  } else if (platform === 'win32') {
+    abi = '-msvc'
+  }
+  return `kavach-native-${platform}-${arch}${abi}`
+}
+
+function missingBindingError(cause) {
+  const name = platformPackageName()
+  const published = require('./package.json').optionalDependencies || {}
+  const lines =
+    name in published
+      ? [
+          `kavach-native: the native binary for ${process.platform}-${process.arch} is missing: the optional dependency "${name}" is not installed.`,
+          `Package managers skip optional dependencies when installs run with --no-optional / --omit=optional, or when the lockfile was written on another platform (npm's optional-dependencies bug, https://github.com/npm/cli/issues/4828).`,
+          `Fix: remove node_modules and the lockfile, then install again (or add "${name}" to your dependencies).`,
+        ]
+      : [
+          `kavach-native: no prebuilt native binary for ${process.platform}-${process.arch} ("${name}" is not published).`,
+          `Build it from source (Rust stable): clone kavach-native, run \`npm install && npm run build\`, then install that folder.`,
+        ]
+  const error = new Error(lines.join('\n'))
+  error.code = 'KAVACH_NATIVE_BINDING_MISSING'
+  error.cause = cause
+  return error
+}
 
 const METHOD_NAMES = binding.methodNames()
 const DEFAULT_TIMEOUT_MS = 5000

@@ -81,9 +81,7 @@ emit("  /** As Prisma's: SQLite takes only 'Serializable'; PostgreSQL and MySQL 
 emit("  isolationLevel?: 'ReadUncommitted' | 'ReadCommitted' | 'RepeatableRead' | 'Serializable'")
 emit('}')
 emit()
-emit('/** Every method of `@kavachos/prisma`\'s adapter, with the same names, arguments and results. */')
-emit('export interface KavachPrismaAdapter {')
-for (const method of methods) {
+function emitMethod(method) {
   const model = byName.get(method.model)
   const params = method.args.map((arg) => {
     switch (arg.kind) {
@@ -102,15 +100,35 @@ for (const method of methods) {
   emit(`  /** ${method.summary.replace(/\*\//g, '* /')} */`)
   emit(`  ${method.name}(${params.join(', ')}): Promise<${RESULT[method.resolvesWith](method.model)}>`)
 }
-emit('  /**')
-emit('   * Runs `fn` in one database transaction: COMMIT when it resolves (with its value),')
-emit('   * ROLLBACK when it throws (rejecting with the very same error).')
-emit('   */')
-emit('  transaction<T>(fn: (tx: KavachPrismaAdapter) => Promise<T>, options?: TransactionOptions): Promise<T>')
+const emitTransaction = (txType) => {
+  emit('  /**')
+  emit('   * Runs `fn` in one database transaction: COMMIT when it resolves (with its value),')
+  emit('   * ROLLBACK when it throws (rejecting with the very same error).')
+  emit('   */')
+  emit(`  transaction<T>(fn: (tx: ${txType}) => Promise<T>, options?: TransactionOptions): Promise<T>`)
+}
+
+// @kavachos/prisma's interface exactly (so either adapter's type is assignable to the
+// other), then the methods for the other tables, then both together.
+const TS_ADAPTER_METHODS = 65
+emit('/** Every method of `@kavachos/prisma`\'s adapter, with the same names, arguments and results. */')
+emit('export interface KavachPrismaAdapter {')
+methods.slice(0, TS_ADAPTER_METHODS).forEach(emitMethod)
+emitTransaction('KavachPrismaAdapter')
+emit('}')
+emit()
+emit('/** The methods for the KavachOS tables `@kavachos/prisma` leaves out. */')
+emit('export interface KavachExtraMethods {')
+methods.slice(TS_ADAPTER_METHODS).forEach(emitMethod)
+emit('}')
+emit()
+emit('/** Every method: `@kavachos/prisma`\'s and those for the other tables; `tx` has them all. */')
+emit('export interface KavachAdapterMethods extends KavachPrismaAdapter, KavachExtraMethods {')
+emitTransaction('KavachAdapterMethods')
 emit('}')
 emit()
 emit('/** The adapter `createAdapter` returns: every method, plus `close`. */')
-emit('export interface KavachNativeAdapter extends KavachPrismaAdapter {')
+emit('export interface KavachNativeAdapter extends KavachAdapterMethods {')
 emit('  /** Connects now (otherwise the first call does) and creates missing tables unless')
 emit('   * `skipMigrations`; resolves with the names of the tables it created. */')
 emit('  connect(): Promise<string[]>')
@@ -141,7 +159,6 @@ emit()
 writeFileSync(fileURLToPath(new URL('../index.d.ts', import.meta.url)), lines.join('\n'))
 
 // The README's list of the methods beyond @kavachos/prisma's, between its markers.
-const TS_ADAPTER_METHODS = 65
 const readmePath = fileURLToPath(new URL('../README.md', import.meta.url))
 const readme = readFileSync(readmePath, 'utf8')
 const start = '<!-- more-methods:start -->'

@@ -19,7 +19,8 @@ pub mod value;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::Status;
+use napi::bindgen_prelude::PromiseRaw;
+use napi::{Env, Status};
 use napi_derive::napi;
 use tokio::sync::OnceCell;
 
@@ -38,6 +39,16 @@ fn method(index: u32) -> Result<&'static Method, KavachError> {
     METHODS
         .get(index as usize)
         .ok_or_else(|| KavachError::database(format!("no adapter method has index {index}")))
+}
+
+/// Runs `work` on the shared tokio runtime and returns its promise. Every future owns
+/// what it uses (cloned `Arc`s): none may borrow the JS object, which a terminating
+/// worker thread can free while the future is still running.
+fn spawn<F>(env: &Env, work: F) -> napi::Result<PromiseRaw<'_, Reply>>
+where
+    F: std::future::Future<Output = Result<Outcome, KavachError>> + Send + 'static,
+{
+    env.spawn_future(async move { Ok(Reply(work.await)) })
 }
 
 /// One adapter: a database and its connections.
@@ -65,12 +76,16 @@ impl NativeAdapter {
         ts_args_type = "methodIndex: number, args: unknown[]",
         ts_return_type = "Promise<unknown>"
     )]
-    pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+    ) -> napi::Result<PromiseRaw<'env, Reply>> {
         let adapter = Arc::clone(&self.inner);
-        match method(method_index) {
-            Ok(m) => adapter.call(m, args.0).await.into(),
-            Err(e) => Reply(Err(e)),
-        }
+        spawn(env, async move {
+            adapter.call(method(method_index)?, args.0).await
+        })
     }
 
     /// A transaction handle; `begin()` on it starts the database transaction.
@@ -93,14 +108,20 @@ impl NativeAdapter {
     /// Connects now (creating missing tables unless `skipMigrations`) and resolves with
     /// the names of the tables this adapter created.
     #[napi(ts_return_type = "Promise<string[]>")]
-    pub async fn connect(&self) -> Reply {
+    pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
         let adapter = Arc::clone(&self.inner);
-        Reply(adapter.created_tables().await.map(Outcome::Strings))
+        spawn(env, async move {
+            adapter.created_tables().await.map(Outcome::Strings)
+        })
     }
 
-    #[napi]
-    pub async fn close(&self) {
-        self.inner.close().await;
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+        let adapter = Arc::clone(&self.inner);
+        spawn(env, async move {
+            adapter.close().await;
+            Ok(Outcome::Nothing)
+        })
     }
 }
 
@@ -115,53 +136,59 @@ pub struct NativeTransaction {
     tx: Arc<OnceCell<Arc<Transaction>>>,
 }
 
-impl NativeTransaction {
-    fn started(&self) -> Result<Arc<Transaction>, KavachError> {
-        self.tx
-            .get()
-            .cloned()
-            .ok_or_else(|| KavachError::transaction("Transaction not started: call begin() first."))
-    }
+fn started(cell: &OnceCell<Arc<Transaction>>) -> Result<Arc<Transaction>, KavachError> {
+    cell.get()
+        .cloned()
+        .ok_or_else(|| KavachError::transaction("Transaction not started: call begin() first."))
 }
 
 #[napi]
 impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
-    pub async fn begin(&self) -> Reply {
+    pub fn begin<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
         let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
-        let isolation = self.isolation_level.as_deref();
-        let result = adapter
-            .begin(self.timeout, self.max_wait, isolation)
-            .await
-            .and_then(|tx| {
-                cell.set(tx)
-                    .map_err(|_| KavachError::transaction("Transaction already started."))
-            });
-        Reply(result.map(|_| Outcome::Nothing))
+        let (timeout, max_wait) = (self.timeout, self.max_wait);
+        let isolation = self.isolation_level.clone();
+        spawn(env, async move {
+            let tx = adapter
+                .begin(timeout, max_wait, isolation.as_deref())
+                .await?;
+            cell.set(tx)
+                .map_err(|_| KavachError::transaction("Transaction already started."))?;
+            Ok(Outcome::Nothing)
+        })
     }
 
     #[napi(
         ts_args_type = "methodIndex: number, args: unknown[]",
         ts_return_type = "Promise<unknown>"
     )]
-    pub async fn call(&self, method_index: u32, args: JsArgs) -> Reply {
-        let run = async {
-            let tx = self.started()?;
-            tx.call(method(method_index)?, args.0).await
-        };
-        run.await.into()
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+    ) -> napi::Result<PromiseRaw<'env, Reply>> {
+        let cell = Arc::clone(&self.tx);
+        spawn(env, async move {
+            started(&cell)?.call(method(method_index)?, args.0).await
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub async fn commit(&self) -> Reply {
-        let run = async { self.started()?.commit().await };
-        Reply(run.await.map(|_| Outcome::Nothing))
+    pub fn commit<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+        let cell = Arc::clone(&self.tx);
+        spawn(env, async move {
+            started(&cell)?.commit().await.map(|_| Outcome::Nothing)
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub async fn rollback(&self) -> Reply {
-        let run = async { self.started()?.rollback().await };
-        Reply(run.await.map(|_| Outcome::Nothing))
+    pub fn rollback<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+        let cell = Arc::clone(&self.tx);
+        spawn(env, async move {
+            started(&cell)?.rollback().await.map(|_| Outcome::Nothing)
+        })
     }
 }
 

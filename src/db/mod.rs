@@ -184,10 +184,12 @@ impl Adapter {
                 (Backend::Sqlite { writer, readers }, created)
             }
             Target::Postgres(server) => {
+                reachable(server, postgres::probe(server)).await?;
                 let (pool, created) = postgres::connect(server, migrate).await?;
                 (Backend::Postgres(pool, server.clone()), created)
             }
             Target::Mysql(server) => {
+                reachable(server, mysql::probe(server)).await?;
                 let (pool, created) = mysql::connect(server, migrate).await?;
                 (Backend::Mysql(pool, server.clone()), created)
             }
@@ -207,14 +209,26 @@ impl Adapter {
                 )),
                 _ => Ok(Lease::SqliteWriter(writer.clone().lock_owned().await)),
             },
-            Backend::Postgres(pool, server) => match pool.acquire().await {
-                Ok(conn) => Ok(Lease::Postgres(conn)),
-                Err(e) => Err(postgres::acquire_error(e, server).await),
-            },
-            Backend::Mysql(pool, server) => match pool.acquire().await {
-                Ok(conn) => Ok(Lease::Mysql(conn)),
-                Err(e) => Err(mysql::acquire_error(e, server).await),
-            },
+            // An empty pool must connect first: a server that refuses is reported at
+            // once (the pool itself would retry until pool_timeout).
+            Backend::Postgres(pool, server) => {
+                if pool.size() == 0 {
+                    reachable(server, postgres::probe(server)).await?;
+                }
+                match pool.acquire().await {
+                    Ok(conn) => Ok(Lease::Postgres(conn)),
+                    Err(e) => Err(acquire_error(e, server, postgres::probe(server)).await),
+                }
+            }
+            Backend::Mysql(pool, server) => {
+                if pool.size() == 0 {
+                    reachable(server, mysql::probe(server)).await?;
+                }
+                match pool.acquire().await {
+                    Ok(conn) => Ok(Lease::Mysql(conn)),
+                    Err(e) => Err(acquire_error(e, server, mysql::probe(server)).await),
+                }
+            }
         }
     }
 
@@ -527,6 +541,84 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
         }
         Expect::Many => Ok(Outcome::Records(conn.fetch(&plan.statement, model).await?)),
     }
+}
+
+/// Decodes a row of `model`: column `i` holds field `i` (plans select every field in
+/// declaration order); `decode_cell` is the provider's conversion.
+fn decode_row<R: sqlx::Row>(
+    model: &'static Model,
+    row: &R,
+    decode_cell: impl for<'r> Fn(
+        &Model,
+        &crate::schema::Field,
+        <R::Database as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Value>,
+) -> Result<Record>
+where
+    usize: sqlx::ColumnIndex<R>,
+{
+    let cells = model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| decode_error(model, field, e))?;
+            decode_cell(model, field, raw)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Record { model, cells })
+}
+
+/// Can the server be reached? `probe` is one direct connection attempt, bounded by
+/// `connect_timeout`; the error (P1001) names host and port, never the password.
+async fn reachable(
+    server: &Server,
+    probe: impl std::future::Future<Output = std::result::Result<(), sqlx::Error>>,
+) -> Result<()> {
+    match tokio::time::timeout(server.connect_timeout, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(probe_error)) => Err(unreachable(server, &probe_error)),
+        Err(_) => Err(KavachError::connection(
+            "P1001",
+            format!(
+                "Can't reach database server at {}: no answer within connect_timeout",
+                server.location()
+            ),
+        )),
+    }
+}
+
+/// A pool that gave no connection in time is either exhausted (P2024) or cannot reach
+/// the server at all (P1001): `probe` tells which.
+async fn acquire_error(
+    err: sqlx::Error,
+    server: &Server,
+    probe: impl std::future::Future<Output = std::result::Result<(), sqlx::Error>>,
+) -> KavachError {
+    if !matches!(err, sqlx::Error::PoolTimedOut) {
+        return unreachable(server, &err);
+    }
+    match reachable(server, probe).await {
+        Ok(()) => map_sqlx_error(err, None),
+        Err(unreachable) => unreachable,
+    }
+}
+
+fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
+    let reason = match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    KavachError::connection(
+        "P1001",
+        format!(
+            "Can't reach database server at {} ({reason})",
+            server.location()
+        ),
+    )
 }
 
 /// The error a decode of column `field` of `model` raises when the stored value does not

@@ -5,12 +5,12 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions,
-    MySqlRow, MySqlSslMode, MySqlValueRef,
+    MySqlSslMode, MySqlValueRef,
 };
-use sqlx::{Connection, Decode, Executor, Row, ValueRef};
+use sqlx::{Connection, Decode, Executor, ValueRef};
 
 use super::postgres::default_pool_size;
-use super::{decode_error, Record};
+use super::{decode_error, decode_row, Record};
 use crate::config::Server;
 use crate::dialect::Dialect;
 use crate::error::{map_sqlx_error, KavachError, Result};
@@ -61,7 +61,7 @@ pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(MySqlPool
     }
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
-        Err(e) => return Err(acquire_error(e, server).await),
+        Err(e) => return Err(super::acquire_error(e, server, probe(server)).await),
     };
     let created = create_missing_tables(&mut conn).await?;
     drop(conn);
@@ -69,44 +69,12 @@ pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(MySqlPool
 }
 
 /// As for PostgreSQL: a timed-out pool is exhausted (P2024) or the server is unreachable (P1001).
-pub(super) async fn acquire_error(err: sqlx::Error, server: &Server) -> KavachError {
-    if !matches!(err, sqlx::Error::PoolTimedOut) {
-        return unreachable(server, &err);
-    }
-    let probe = async {
-        MySqlConnection::connect_with(&connect_options(server))
-            .await
-            .map_err(|e| unreachable(server, &e))?
-            .close()
-            .await
-            .map_err(|e| unreachable(server, &e))
-    };
-    match tokio::time::timeout(server.connect_timeout, probe).await {
-        Ok(Ok(())) => map_sqlx_error(err, None),
-        Ok(Err(unreachable)) => unreachable,
-        Err(_) => KavachError::connection(
-            "P1001",
-            format!(
-                "Can't reach database server at {}: no answer within connect_timeout",
-                server.location()
-            ),
-        ),
-    }
-}
-
-fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
-    let reason = match err {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
-    };
-    KavachError::connection(
-        "P1001",
-        format!(
-            "Can't reach database server at {} ({reason})",
-            server.location()
-        ),
-    )
+/// One direct connection attempt, to tell an unreachable server from a busy pool.
+pub(super) async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
+    MySqlConnection::connect_with(&connect_options(server))
+        .await?
+        .close()
+        .await
 }
 
 /// Creates missing tables under `GET_LOCK`, so concurrent starts do not collide.
@@ -182,22 +150,9 @@ pub(super) async fn fetch(
     map: impl Fn(sqlx::Error) -> KavachError,
 ) -> Result<Vec<Record>> {
     let rows = query(statement).fetch_all(conn).await.map_err(map)?;
-    rows.iter().map(|row| decode_row(model, row)).collect()
-}
-
-fn decode_row(model: &'static Model, row: &MySqlRow) -> Result<Record> {
-    let cells = model
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let raw = row
-                .try_get_raw(i)
-                .map_err(|e| decode_error(model, field, e))?;
-            decode_cell(model, field, raw)
-        })
-        .collect::<Result<_>>()?;
-    Ok(Record { model, cells })
+    rows.iter()
+        .map(|row| decode_row(model, row, decode_cell))
+        .collect()
 }
 
 fn decode_cell(model: &Model, field: &Field, raw: MySqlValueRef<'_>) -> Result<Value> {

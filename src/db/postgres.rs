@@ -7,13 +7,13 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode,
-    PgValueRef, Postgres,
+    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode, PgValueRef,
+    Postgres,
 };
 use sqlx::types::Json;
-use sqlx::{Connection, Decode, Executor, Row, TypeInfo, ValueRef};
+use sqlx::{Connection, Decode, Executor, TypeInfo, ValueRef};
 
-use super::{decode_error, Record};
+use super::{decode_error, decode_row, Record};
 use crate::config::Server;
 use crate::dialect::Dialect;
 use crate::error::{map_sqlx_error, KavachError, Result};
@@ -108,7 +108,7 @@ pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(PgPool, V
     }
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
-        Err(e) => return Err(acquire_error(e, server).await),
+        Err(e) => return Err(super::acquire_error(e, server, probe(server)).await),
     };
     let created = create_missing_tables(&mut conn, server.schema.as_deref()).await?;
     drop(conn);
@@ -122,45 +122,11 @@ pub(super) fn default_pool_size() -> u32 {
 
 /// A pool that gave no connection in time is either exhausted (P2024) or cannot reach
 /// the server at all (P1001): one direct attempt tells which, and names host and port.
-pub(super) async fn acquire_error(err: sqlx::Error, server: &Server) -> KavachError {
-    if !matches!(err, sqlx::Error::PoolTimedOut) {
-        return unreachable(server, &err);
-    }
-    let probe = async {
-        let options = connect_options(server)?;
-        PgConnection::connect_with(&options)
-            .await
-            .map_err(|e| unreachable(server, &e))?
-            .close()
-            .await
-            .map_err(|e| unreachable(server, &e))
-    };
-    match tokio::time::timeout(server.connect_timeout, probe).await {
-        Ok(Ok(())) => map_sqlx_error(err, None),
-        Ok(Err(unreachable)) => unreachable,
-        Err(_) => KavachError::connection(
-            "P1001",
-            format!(
-                "Can't reach database server at {}: no answer within connect_timeout",
-                server.location()
-            ),
-        ),
-    }
-}
-
-fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
-    let reason = match err {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
-    };
-    KavachError::connection(
-        "P1001",
-        format!(
-            "Can't reach database server at {} ({reason})",
-            server.location()
-        ),
-    )
+/// One direct connection attempt, to tell an unreachable server from a busy pool.
+pub(super) async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
+    let options =
+        connect_options(server).map_err(|e| sqlx::Error::Configuration(e.message.into()))?;
+    PgConnection::connect_with(&options).await?.close().await
 }
 
 /// Creates missing tables; an advisory lock makes concurrent starts safe.
@@ -253,22 +219,9 @@ pub(super) async fn fetch(
         .fetch_all(conn)
         .await
         .map_err(map)?;
-    rows.iter().map(|row| decode_row(model, row)).collect()
-}
-
-fn decode_row(model: &'static Model, row: &PgRow) -> Result<Record> {
-    let cells = model
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let raw = row
-                .try_get_raw(i)
-                .map_err(|e| decode_error(model, field, e))?;
-            decode_cell(model, field, raw)
-        })
-        .collect::<Result<_>>()?;
-    Ok(Record { model, cells })
+    rows.iter()
+        .map(|row| decode_row(model, row, decode_cell))
+        .collect()
 }
 
 fn decode_cell(model: &Model, field: &Field, raw: PgValueRef<'_>) -> Result<Value> {

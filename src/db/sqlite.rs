@@ -4,11 +4,11 @@
 
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteRow, SqliteSynchronous, SqliteValueRef,
+    SqlitePoolOptions, SqliteSynchronous, SqliteValueRef,
 };
-use sqlx::{Connection, Decode, Executor, Row, Sqlite, TypeInfo, ValueRef};
+use sqlx::{Connection, Decode, Executor, Sqlite, TypeInfo, ValueRef};
 
-use super::{decode_error, Record};
+use super::{decode_error, decode_row, Record};
 use crate::config::{Config, Target};
 use crate::dialect::Dialect;
 use crate::error::{map_sqlx_error, KavachError, Result};
@@ -122,22 +122,9 @@ pub(super) async fn fetch(
     map: impl Fn(sqlx::Error) -> KavachError,
 ) -> Result<Vec<Record>> {
     let rows = query(statement).fetch_all(conn).await.map_err(map)?;
-    rows.iter().map(|row| decode_row(model, row)).collect()
-}
-
-fn decode_row(model: &'static Model, row: &SqliteRow) -> Result<Record> {
-    let cells = model
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let raw = row
-                .try_get_raw(i)
-                .map_err(|e| decode_error(model, field, e))?;
-            decode_cell(model, field, raw)
-        })
-        .collect::<Result<_>>()?;
-    Ok(Record { model, cells })
+    rows.iter()
+        .map(|row| decode_row(model, row, decode_cell))
+        .collect()
 }
 
 fn decode_cell(model: &Model, field: &Field, raw: SqliteValueRef<'_>) -> Result<Value> {
