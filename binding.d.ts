@@ -38,6 +38,11 @@ export declare class NativeTransaction {
 export interface AdapterOptions {
   /** Create no tables on first use (you manage the schema yourself). */
   skipMigrations?: boolean
+  /**
+   * SQLite: 'iso8601' (Prisma 7's default), 'unixepoch-ms' or 'unixepoch-s'; by default
+   * detected per column from the data already there.
+   */
+  timestampFormat?: string
 }
 
 /** The adapter's method names, in the order `call` indexes them. */

@@ -1410,6 +1410,10 @@ export interface KavachNativeAdapter extends KavachAdapterMethods {
 export interface AdapterOptions {
   /** Create no tables on first use (you manage the schema yourself). */
   skipMigrations?: boolean
+  /** SQLite: how dates are written: 'iso8601' (Prisma 7's default), 'unixepoch-ms' (Prisma's
+   * Rust engine) or 'unixepoch-s' (KavachOS core's tables). Without it, each column keeps
+   * the format its existing data shows; new tables use ISO text. Ignored by the servers. */
+  timestampFormat?: 'iso8601' | 'unixepoch-ms' | 'unixepoch-s'
 }
 
 /**

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::value::TimestampFormat;
+
 pub const ACCEPTED_FORMS: &str = "':memory:', 'file:./dev.db' (Prisma), './kavach.db' (a plain path), 'sqlite:./kavach.db', 'postgresql://user:password@host:5432/db', 'mysql://user:password@host:3306/db'";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,11 +64,14 @@ pub struct Config {
     /// Size of the read pool for file databases.
     pub read_connections: u32,
     pub skip_migrations: bool,
+    /// SQLite: how dates are written; `None` detects it per column from existing data.
+    pub timestamp_format: Option<TimestampFormat>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub skip_migrations: bool,
+    pub timestamp_format: Option<TimestampFormat>,
 }
 
 pub fn parse(url: &str, options: Options) -> Result<Config, String> {
@@ -142,6 +147,7 @@ fn config_for(target: Target, options: &Options) -> Config {
         busy_timeout: Duration::from_secs(5),
         read_connections: 4,
         skip_migrations: options.skip_migrations,
+        timestamp_format: options.timestamp_format,
     }
 }
 

@@ -33,6 +33,9 @@ use crate::methods::{Method, METHODS};
 pub struct AdapterOptions {
     /// Create no tables on first use (you manage the schema yourself).
     pub skip_migrations: Option<bool>,
+    /// SQLite: 'iso8601' (Prisma 7's default), 'unixepoch-ms' or 'unixepoch-s'; by default
+    /// detected per column from the data already there.
+    pub timestamp_format: Option<String>,
 }
 
 fn method(index: u32) -> Result<&'static Method, KavachError> {
@@ -62,8 +65,22 @@ impl NativeAdapter {
     /// Checks the URL and options at once; connects on first use.
     #[napi(constructor)]
     pub fn new(url: String, options: Option<AdapterOptions>) -> napi::Result<Self> {
+        let options = options.unwrap_or(AdapterOptions {
+            skip_migrations: None,
+            timestamp_format: None,
+        });
+        let timestamp_format = match options.timestamp_format.as_deref() {
+            None => None,
+            Some(name) => Some(value::TimestampFormat::parse(name).ok_or_else(|| {
+                napi::Error::new(
+                    Status::InvalidArg,
+                    format!("createAdapter: timestampFormat '{name}' is not one of 'iso8601', 'unixepoch-ms', 'unixepoch-s'"),
+                )
+            })?),
+        };
         let options = config::Options {
-            skip_migrations: options.and_then(|o| o.skip_migrations).unwrap_or(false),
+            skip_migrations: options.skip_migrations.unwrap_or(false),
+            timestamp_format,
         };
         let config =
             config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;

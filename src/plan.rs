@@ -15,11 +15,14 @@ pub struct Statement {
     pub params: Vec<Bound>,
 }
 
-/// A parameter and the type of the column it meets (servers want typed NULLs).
+/// A parameter and the column it meets: servers want typed NULLs, and SQLite writes a
+/// date in the format of its column (ISO text, epoch milliseconds or seconds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bound {
     pub value: Value,
     pub ty: ScalarType,
+    /// The model field (index) the value is compared with or written to, if any.
+    pub field: Option<usize>,
 }
 
 /// How many rows a statement yields and what the caller gets back.
@@ -550,8 +553,17 @@ impl<'a> Builder<'a> {
 
     // ---- SQL text ----
 
-    fn bind(&mut self, value: Value, ty: ScalarType) {
-        self.params.push(Bound { value, ty });
+    fn bind(&mut self, value: Value, field: usize) {
+        let ty = self.model.fields[field].ty;
+        self.push_bound(Bound {
+            value,
+            ty,
+            field: Some(field),
+        });
+    }
+
+    fn push_bound(&mut self, bound: Bound) {
+        self.params.push(bound);
         let placeholder = self.dialect.placeholder(self.params.len());
         self.sql.push_str(&placeholder);
     }
@@ -609,8 +621,7 @@ impl<'a> Builder<'a> {
                 CondCmp::Gt => " > ",
                 CondCmp::BelowColumn(_) => unreachable!("written above"),
             });
-            let ty = self.model.fields[cond.field].ty;
-            self.bind(cond.value.clone(), ty);
+            self.bind(cond.value.clone(), cond.field);
         }
     }
 
@@ -626,10 +637,14 @@ impl<'a> Builder<'a> {
             self.sql.push_str(&format!(" ORDER BY {column} {dir}"));
         }
         if let Some((limit, offset)) = page {
-            self.sql.push_str(" LIMIT ");
-            self.bind(Value::Int(limit), ScalarType::Int);
-            self.sql.push_str(" OFFSET ");
-            self.bind(Value::Int(offset), ScalarType::Int);
+            for (keyword, n) in [(" LIMIT ", limit), (" OFFSET ", offset)] {
+                self.sql.push_str(keyword);
+                self.push_bound(Bound {
+                    value: Value::Int(n),
+                    ty: ScalarType::Int,
+                    field: None,
+                });
+            }
         }
     }
 
@@ -644,8 +659,7 @@ impl<'a> Builder<'a> {
             if n > 0 {
                 self.sql.push_str(", ");
             }
-            let ty = self.model.fields[*field].ty;
-            self.bind(value.clone(), ty);
+            self.bind(value.clone(), *field);
         }
         self.sql.push(')');
         if let Some((conflict, update)) = upsert {
@@ -668,8 +682,7 @@ impl<'a> Builder<'a> {
             let column = self.column(*field);
             self.sql.push_str(&column);
             self.sql.push_str(" = ");
-            let ty = self.model.fields[*field].ty;
-            self.bind(value.clone(), ty);
+            self.bind(value.clone(), *field);
         }
         self.where_clause(std::slice::from_ref(selector));
         if returning {
@@ -688,8 +701,7 @@ impl<'a> Builder<'a> {
             Assignment::Set(field, value) => {
                 let column = self.column(field);
                 self.sql.push_str(&format!("{column} = "));
-                let ty = self.model.fields[field].ty;
-                self.bind(value, ty);
+                self.bind(value, field);
             }
             Assignment::Increment(field) => {
                 let column = self.column(field);

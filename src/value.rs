@@ -56,6 +56,35 @@ pub enum Value {
     Json(serde_json::Value),
 }
 
+/// How a SQLite column holds dates: Prisma 7's ISO text (default), epoch milliseconds
+/// (Prisma's Rust engine; the driver adapter's `timestampFormat: 'unixepoch-ms'`) or
+/// epoch seconds (KavachOS core's Drizzle tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampFormat {
+    Iso8601,
+    UnixMillis,
+    UnixSeconds,
+}
+
+impl TimestampFormat {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "iso8601" => Some(Self::Iso8601),
+            "unixepoch-ms" => Some(Self::UnixMillis),
+            "unixepoch-s" => Some(Self::UnixSeconds),
+            _ => None,
+        }
+    }
+
+    /// Milliseconds from a stored integer.
+    pub fn from_integer(self, n: i64) -> i64 {
+        match self {
+            Self::UnixSeconds => n.saturating_mul(1000),
+            _ => n,
+        }
+    }
+}
+
 /// Can this instant be stored? A JS `Date` reaches ±8.64e15 ms (year 275760); the date
 /// library here stops at year ±262143, so the last few millennia are refused on input.
 pub fn storable_date(ms: f64) -> bool {

@@ -52,15 +52,18 @@ export function createTables(file: string) {
   }
 }
 
-export function openNative(file: string): { adapter: Adapter; close: () => Promise<void> } {
-  const adapter = native.createAdapter(`file:${file}`)
+export function openNative(file: string, options?: Record<string, unknown>): { adapter: Adapter; close: () => Promise<void> } {
+  const adapter = native.createAdapter(`file:${file}`, options)
   return { adapter, close: async () => adapter.close() }
 }
 
 let PrismaClientClass: any
-export function openPrisma(file: string): { adapter: Adapter; prisma: any; close: () => Promise<void> } {
+export function openPrisma(
+  file: string,
+  driverOptions: Record<string, unknown> = {},
+): { adapter: Adapter; prisma: any; close: () => Promise<void> } {
   PrismaClientClass ??= require(clientDir).PrismaClient
-  const prisma = new PrismaClientClass({ adapter: new PrismaBetterSqlite3({ url: `file:${file}` }) })
+  const prisma = new PrismaClientClass({ adapter: new PrismaBetterSqlite3({ url: `file:${file}` }, driverOptions) })
   const adapter = createPrismaAdapter(prisma) as unknown as Adapter
   return { adapter, prisma, close: () => prisma.$disconnect() }
 }

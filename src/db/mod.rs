@@ -51,6 +51,7 @@ enum Backend {
     Sqlite {
         writer: SqliteWriter,
         readers: Option<SqlitePool>,
+        formats: Arc<sqlite::DateFormats>,
     },
     Postgres(PgPool, Server),
     Mysql(MySqlPool, Server),
@@ -58,15 +59,18 @@ enum Backend {
 
 /// A connection held for one call or one transaction.
 enum Lease {
-    SqliteWriter(OwnedMutexGuard<Option<SqliteConnection>>),
-    SqliteReader(PoolConnection<Sqlite>),
+    SqliteWriter(
+        OwnedMutexGuard<Option<SqliteConnection>>,
+        Arc<sqlite::DateFormats>,
+    ),
+    SqliteReader(PoolConnection<Sqlite>, Arc<sqlite::DateFormats>),
     Postgres(PoolConnection<Postgres>),
     Mysql(PoolConnection<MySql>),
 }
 
 /// A connection of any provider, for running statements.
 enum Conn<'a> {
-    Sqlite(&'a mut SqliteConnection),
+    Sqlite(&'a mut SqliteConnection, &'a sqlite::DateFormats),
     Postgres(&'a mut PgConnection),
     Mysql(&'a mut MySqlConnection),
 }
@@ -74,8 +78,10 @@ enum Conn<'a> {
 impl Lease {
     fn conn(&mut self) -> Result<Conn<'_>> {
         Ok(match self {
-            Lease::SqliteWriter(guard) => Conn::Sqlite(guard.as_mut().ok_or_else(closed_error)?),
-            Lease::SqliteReader(conn) => Conn::Sqlite(conn),
+            Lease::SqliteWriter(guard, formats) => {
+                Conn::Sqlite(guard.as_mut().ok_or_else(closed_error)?, formats)
+            }
+            Lease::SqliteReader(conn, formats) => Conn::Sqlite(conn, formats),
             Lease::Postgres(conn) => Conn::Postgres(conn),
             Lease::Mysql(conn) => Conn::Mysql(conn),
         })
@@ -86,16 +92,20 @@ impl Lease {
         match self {
             Lease::Postgres(conn) => conn.close_on_drop(),
             Lease::Mysql(conn) => conn.close_on_drop(),
-            Lease::SqliteReader(conn) => conn.close_on_drop(),
-            Lease::SqliteWriter(_) => {}
+            Lease::SqliteReader(conn, _) => conn.close_on_drop(),
+            Lease::SqliteWriter(..) => {}
         }
     }
 }
 
 impl Conn<'_> {
-    async fn execute(&mut self, statement: &Statement) -> std::result::Result<u64, sqlx::Error> {
+    async fn execute(
+        &mut self,
+        statement: &Statement,
+        model: &Model,
+    ) -> std::result::Result<u64, sqlx::Error> {
         match self {
-            Conn::Sqlite(c) => sqlite::execute(c, statement).await,
+            Conn::Sqlite(c, formats) => sqlite::execute(c, formats, statement, model).await,
             Conn::Postgres(c) => postgres::execute(c, statement).await,
             Conn::Mysql(c) => mysql::execute(c, statement).await,
         }
@@ -105,7 +115,7 @@ impl Conn<'_> {
         let ctx = ErrorContext { model };
         let map = |e| map_sqlx_error(e, Some(&ctx));
         match self {
-            Conn::Sqlite(c) => sqlite::fetch(c, statement, model, map).await,
+            Conn::Sqlite(c, formats) => sqlite::fetch(c, formats, statement, model, map).await,
             Conn::Postgres(c) => postgres::fetch(c, statement, model, map).await,
             Conn::Mysql(c) => mysql::fetch(c, statement, model, map).await,
         }
@@ -115,7 +125,7 @@ impl Conn<'_> {
     async fn raw(&mut self, sql: &str) -> Result<()> {
         use sqlx::Executor;
         let result = match self {
-            Conn::Sqlite(c) => c.execute(sql).await.map(drop),
+            Conn::Sqlite(c, _) => c.execute(sql).await.map(drop),
             Conn::Postgres(c) => c.execute(sql).await.map(drop),
             Conn::Mysql(c) => c.execute(sql).await.map(drop),
         };
@@ -179,9 +189,18 @@ impl Adapter {
         let migrate = !self.config.skip_migrations;
         Ok(match &self.config.target {
             Target::Memory | Target::File(_) => {
-                let (writer, readers, created) = sqlite::connect(&self.config, migrate).await?;
+                let (writer, readers, formats, created) =
+                    sqlite::connect(&self.config, migrate).await?;
                 let writer = Arc::new(Mutex::new(Some(writer)));
-                (Backend::Sqlite { writer, readers }, created)
+                let formats = Arc::new(formats);
+                (
+                    Backend::Sqlite {
+                        writer,
+                        readers,
+                        formats,
+                    },
+                    created,
+                )
             }
             Target::Postgres(server) => {
                 reachable(server, postgres::probe(server)).await?;
@@ -200,14 +219,22 @@ impl Adapter {
     /// databases), otherwise one from a pool.
     async fn lease(&self, writes: bool) -> Result<Lease> {
         match self.backend().await? {
-            Backend::Sqlite { writer, readers } => match (readers, writes) {
+            Backend::Sqlite {
+                writer,
+                readers,
+                formats,
+            } => match (readers, writes) {
                 (Some(readers), false) => Ok(Lease::SqliteReader(
                     readers
                         .acquire()
                         .await
                         .map_err(|e| map_sqlx_error(e, None))?,
+                    Arc::clone(formats),
                 )),
-                _ => Ok(Lease::SqliteWriter(writer.clone().lock_owned().await)),
+                _ => Ok(Lease::SqliteWriter(
+                    writer.clone().lock_owned().await,
+                    Arc::clone(formats),
+                )),
             },
             // An empty pool must connect first: a server that refuses is reported at
             // once (the pool itself would retry until pool_timeout).
@@ -266,7 +293,9 @@ impl Adapter {
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         match self.backend.get().map(|(backend, _)| backend) {
-            Some(Backend::Sqlite { writer, readers }) => {
+            Some(Backend::Sqlite {
+                writer, readers, ..
+            }) => {
                 if let Some(readers) = readers {
                     readers.close().await;
                 }
@@ -487,7 +516,7 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
     let ctx = ErrorContext { model };
     if let Some(write) = &plan.before {
         let affected = conn
-            .execute(write)
+            .execute(write, model)
             .await
             .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
         if let (Expect::AfterWrite { missing }, 0) = (plan.expect, affected) {
@@ -500,7 +529,7 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
     match plan.expect {
         Expect::Affected { returns } => {
             let affected = conn
-                .execute(&plan.statement)
+                .execute(&plan.statement, model)
                 .await
                 .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
             Ok(match returns {
@@ -510,7 +539,7 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
         }
         Expect::AffectedOne { operation } => {
             let affected = conn
-                .execute(&plan.statement)
+                .execute(&plan.statement, model)
                 .await
                 .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
             if affected == 0 {
