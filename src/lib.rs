@@ -271,3 +271,21 @@ pub fn schema_json() -> String {
         .collect();
     serde_json::Value::Array(models).to_string()
 }
+
+/// The one tokio runtime every adapter shares (napi's own, configured here). Workers:
+/// `KAVACH_NATIVE_WORKERS`, else one per core.
+#[napi_derive::module_init]
+fn init_runtime() {
+    let workers = std::env::var("KAVACH_NATIVE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}
