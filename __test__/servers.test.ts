@@ -140,6 +140,29 @@ describe(`${provider} server`, () => {
     await db.close()
   })
 
+  it.runIf(provider === 'postgresql')("reads and writes KavachOS core's own tables (TIMESTAMPTZ, JSONB)", async () => {
+    const { Client } = await import('pg')
+    const schema = `kt_core_${process.pid}_${Date.now().toString(36)}`
+    const client = new Client({ connectionString: serverUrl() })
+    await client.connect()
+    await client.query(`CREATE SCHEMA "${schema}"`)
+    await client.query(`CREATE TABLE "${schema}".kavach_audit_logs (id text PRIMARY KEY, agent_id text NOT NULL, user_id text NOT NULL,
+      action text NOT NULL, resource text NOT NULL, parameters jsonb, result text NOT NULL, reason text, duration_ms integer NOT NULL,
+      tokens_cost integer, ip text, user_agent text, "timestamp" timestamptz NOT NULL)`)
+    await client.query(`SET TIME ZONE 'Asia/Kolkata'`)
+    await client.query(`INSERT INTO "${schema}".kavach_audit_logs VALUES ('core', 'a', 'u', 'x', 'r', '{"k": [1]}', 'allowed', NULL, 5, NULL, NULL, NULL, '2025-01-02 08:34:05.678+05:30')`)
+    const db = createAdapter(withParams(serverUrl(), { schema }))
+    const T = new Date('2025-01-02T03:04:05.678Z')
+    expect(await db.queryAuditLogs({ since: T, until: T })).toMatchObject([{ id: 'core', timestamp: T, parameters: { k: [1] } }])
+    await db.createAuditLog(make.auditLog({ id: 'ours', timestamp: new Date(T.getTime() + 1000) }))
+    const { rows } = await client.query(`SELECT extract(epoch from "timestamp") * 1000 AS ms FROM "${schema}".kavach_audit_logs WHERE id = 'ours'`)
+    expect(Number(rows[0].ms)).toBe(T.getTime() + 1000)
+    expect((await db.queryAuditLogs({ since: new Date(T.getTime() + 1) })).map((l) => l.id)).toEqual(['ours'])
+    await db.close()
+    await client.query(`DROP SCHEMA "${schema}" CASCADE`)
+    await client.end()
+  })
+
   it('rejects a malformed URL at once without echoing the password', () => {
     const scheme = provider === 'postgresql' ? 'postgresql' : 'mysql'
     expect(() => createAdapter(`${scheme}://user:hunter2@[::1/db`)).toThrow(/malformed/)
