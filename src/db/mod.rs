@@ -572,6 +572,29 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
     }
 }
 
+/// What creating the missing tables takes: their names and the DDL statements.
+struct SchemaChange {
+    tables: Vec<String>,
+    statements: Vec<String>,
+}
+
+/// The tables of the declared models that `existing` lacks, with their DDL; existing
+/// tables are left exactly as they are.
+fn schema_change(existing: &[String], dialect: Dialect) -> SchemaChange {
+    let missing: Vec<&Model> = crate::schema::SCHEMA
+        .models
+        .iter()
+        .filter(|m| !existing.contains(&m.table))
+        .collect();
+    SchemaChange {
+        tables: missing.iter().map(|m| m.table.clone()).collect(),
+        statements: missing
+            .iter()
+            .flat_map(|m| dialect.create_table(m))
+            .collect(),
+    }
+}
+
 /// Decodes a row of `model`: column `i` holds field `i` (plans select every field in
 /// declaration order); `decode_cell` is the provider's conversion.
 fn decode_row<R: sqlx::Row>(

@@ -15,7 +15,7 @@ use crate::config::Server;
 use crate::dialect::Dialect;
 use crate::error::{map_sqlx_error, KavachError, Result};
 use crate::plan::Statement;
-use crate::schema::{Field, Model, ScalarType, SCHEMA};
+use crate::schema::{Field, Model, ScalarType};
 use crate::value::Value;
 
 const SCHEMA_LOCK: &str = "kavach_native_schema";
@@ -98,13 +98,11 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<Vec<String>
         .await
         .map_err(fail)?;
         let existing: Vec<String> = existing.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
-        let mut created = Vec::new();
-        for model in SCHEMA.models.iter().filter(|m| !existing.contains(&m.table)) {
-            for ddl in Dialect::Mysql.create_table(model) {
-                conn.execute(ddl.as_str()).await.map_err(fail)?;
-            }
-            created.push(model.table.clone());
+        let change = super::schema_change(&existing, Dialect::Mysql);
+        for ddl in &change.statements {
+            conn.execute(ddl.as_str()).await.map_err(fail)?;
         }
+        let created = change.tables;
         Ok(created)
     }
     .await;

@@ -18,7 +18,7 @@ use crate::config::Server;
 use crate::dialect::Dialect;
 use crate::error::{map_sqlx_error, KavachError, Result};
 use crate::plan::Statement;
-use crate::schema::{Field, Model, ScalarType, SCHEMA};
+use crate::schema::{Field, Model, ScalarType};
 use crate::value::Value;
 
 /// An arbitrary constant naming the advisory lock that serialises schema creation.
@@ -154,17 +154,11 @@ async fn create_missing_tables(
     .fetch_all(&mut *tx)
     .await
     .map_err(fail)?;
-    let mut created = Vec::new();
-    for model in SCHEMA
-        .models
-        .iter()
-        .filter(|m| !existing.contains(&m.table))
-    {
-        for ddl in Dialect::Postgres.create_table(model) {
-            tx.execute(ddl.as_str()).await.map_err(fail)?;
-        }
-        created.push(model.table.clone());
+    let change = super::schema_change(&existing, Dialect::Postgres);
+    for ddl in &change.statements {
+        tx.execute(ddl.as_str()).await.map_err(fail)?;
     }
+    let created = change.tables;
     tx.commit().await.map_err(fail)?;
     Ok(created)
 }

@@ -160,17 +160,11 @@ async fn create_missing_tables(conn: &mut SqliteConnection) -> Result<Vec<String
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(fail)?;
-        let mut created = Vec::new();
-        for model in SCHEMA
-            .models
-            .iter()
-            .filter(|m| !existing.contains(&m.table))
-        {
-            for ddl in Dialect::Sqlite.create_table(model) {
-                conn.execute(ddl.as_str()).await.map_err(fail)?;
-            }
-            created.push(model.table.clone());
+        let change = super::schema_change(&existing, Dialect::Sqlite);
+        for ddl in &change.statements {
+            conn.execute(ddl.as_str()).await.map_err(fail)?;
         }
+        let created = change.tables;
         Ok(created)
     }
     .await;
