@@ -161,6 +161,11 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
                         db.message()
                     ),
                 ),
+                // PostgreSQL / MySQL: a string longer than its column (VARCHAR(191)).
+                "22001" | "1406" => known(
+                    "P2000",
+                    format!("The provided value for the column is too long for the column's type: {}", db.message()),
+                ),
                 // A value does not fit its column (PostgreSQL numeric range, MySQL out of range).
                 "22003" | "1264" => known(
                     "P2020",

@@ -139,6 +139,11 @@ pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan>
                 }
             }
             match returns {
+                // The write matched no row: P2025, whatever the read-back would find
+                // under a key the patch changed.
+                Returns::Row if builder.before.is_some() => Expect::AfterWrite {
+                    missing: Some("an update"),
+                },
                 Returns::Row => Expect::One {
                     operation: "an update",
                     returns,
@@ -955,6 +960,12 @@ mod tests {
             Dialect::Mysql,
         )
         .unwrap();
+        assert_eq!(
+            p.expect,
+            Expect::AfterWrite {
+                missing: Some("an update")
+            }
+        );
         let write = p.before.expect("a write before the read");
         assert_eq!(
             write.sql,

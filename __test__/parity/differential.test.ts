@@ -12,24 +12,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type Call, CallGenerator, KNOWN_MISMATCHES, type KnownMismatch } from './generator'
-import {
-  type Adapter,
-  canon,
-  createTables,
-  describeOutcome,
-  invoke,
-  diffDumps,
-  dumpTables,
-  methodNames,
-  openNative,
-  openPrisma,
-  type Outcome,
-  outcomeKey,
-  removeDir,
-  show,
-  tempDir,
-} from './harness'
+import { canon, createTables, diffDumps, dumpTables, methodNames, openNative, openPrisma, removeDir, tempDir } from './harness'
 import { parseSchema } from './prisma-schema'
+import { describeCall, describeStep, FN_ERROR, type Mismatch, runStep, stepKey } from './steps'
 
 const env = process.env
 const CALLS = Number(env.PARITY_CALLS ?? 2000)
@@ -46,66 +31,6 @@ const SEEDS: number[] = env.PARITY_SEED_LIST
 const MAX_REPORTED = 15
 
 const schema = parseSchema(fs.readFileSync(path.resolve(__dirname, '../../schema.prisma'), 'utf8'))
-
-/** What one side did for one step: the step's outcome and, for a transaction, each inner call's. */
-interface StepResult {
-  outcome: Outcome
-  inner: Outcome[]
-}
-
-const FN_ERROR = Symbol('fn error')
-const FN_VALUE = Symbol('fn value')
-
-async function runStep(adapter: Adapter, call: Call): Promise<StepResult> {
-  if (call.kind === 'call') return { outcome: await invoke(adapter, call.method, call.args), inner: [] }
-  const inner: Outcome[] = []
-  const own = new Error(`fn throws (mode ${call.mode})`)
-  const returned = { returnedBy: 'fn' }
-  const body = async (tx: Adapter) => {
-    for (let j = 0; j < call.calls.length; j++) {
-      if (call.mode === 'throw' && j === call.throwAfter) throw own
-      const step = call.calls[j] as Extract<Call, { kind: 'call' }>
-      const outcome = await invoke(tx, step.method, step.args)
-      inner.push(outcome)
-      if (!outcome.ok && call.mode === 'propagate') throw outcome.error
-    }
-    if (call.mode === 'throw') throw own
-    return returned
-  }
-  const fn = call.mode === 'nested' ? (tx: Adapter) => tx.transaction(body) : body
-  const outcome = await invoke(adapter, 'transaction', [fn])
-  // The transaction must hand back fn's own value / error object, not a copy.
-  if (outcome.ok && outcome.value === returned) return { outcome: { ok: true, value: FN_VALUE }, inner }
-  if (!outcome.ok && outcome.error === own) return { outcome: { ok: false, error: FN_ERROR }, inner }
-  return { outcome, inner }
-}
-
-function stepKey(result: StepResult): string[] {
-  const key = (o: Outcome) =>
-    o.ok && o.value === FN_VALUE ? "resolved with fn's own value" : !o.ok && o.error === FN_ERROR ? "rejected with fn's own error" : outcomeKey(o)
-  return [key(result.outcome), ...result.inner.map(key)]
-}
-
-function describeStep(result: StepResult): string {
-  const d = (o: Outcome) =>
-    o.ok && o.value === FN_VALUE ? "resolved with fn's own value" : !o.ok && o.error === FN_ERROR ? "rejected with fn's own error" : describeOutcome(o)
-  return [d(result.outcome), ...result.inner.map((o, j) => `  inner[${j}]: ${d(o)}`)].join('\n')
-}
-
-function describeCall(call: Call): string {
-  if (call.kind === 'call') return `${call.method}(${call.args.map((a) => show(a)).join(', ')})`
-  return `transaction[mode=${call.mode}${call.mode === 'throw' ? `, throwAfter=${call.throwAfter}` : ''}](\n${call.calls
-    .map((c, j) => `  [${j}] ${describeCall(c)}`)
-    .join('\n')}\n)`
-}
-
-interface Mismatch {
-  seed: number
-  index: number
-  call: Call
-  native: StepResult
-  prisma: StepResult
-}
 
 const dirs: string[] = []
 afterAll(() => {

@@ -89,10 +89,12 @@ export type Call =
  * Inputs on which the two adapters are known to differ; the generator leaves them out
  * unless asked to (PARITY_INCLUDE_KNOWN), so the rest can run.
  */
-export const KNOWN_MISMATCHES = ['jsonroot', 'maxdouble', 'protokeys', 'limit'] as const
+export const KNOWN_MISMATCHES = ['jsonroot', 'maxdouble', 'protokeys', 'limit', 'nul', 'txabort', 'tieorder', 'toolong', 'rootexp'] as const
 export type KnownMismatch = (typeof KNOWN_MISMATCHES)[number]
 export interface GeneratorOptions {
   include: ReadonlySet<KnownMismatch>
+  /** The database both sides run on (default 'sqlite'); see serverSafe(). */
+  provider?: 'sqlite' | 'postgresql' | 'mysql'
 }
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678)
@@ -228,7 +230,7 @@ export class CallGenerator {
 
   private text(): string {
     const rng = this.rng
-    if (rng.chance(0.15)) return rng.pick(NASTY)
+    if (rng.chance(0.15)) return this.serverSafe(rng.pick(NASTY))
     const words = rng.int(1, 3)
     const out: string[] = []
     for (let i = 0; i < words; i++) {
@@ -237,6 +239,28 @@ export class CallGenerator {
       out.push(w)
     }
     return out.join(' ')
+  }
+
+  /**
+   * A NASTY string as it may be sent to the provider under test. SQLite takes them all; on the
+   * servers a few are rejected by the database itself, and both adapters then fail, but not
+   * with the same error (see the MISMATCH notes), so they are replaced unless asked for.
+   */
+  private serverSafe(value: string): string {
+    const provider = this.options.provider ?? 'sqlite'
+    if (provider === 'postgresql' && value.includes('\u0000') && !this.options.include.has('nul')) {
+      // MISMATCH: PostgreSQL rejects U+0000 in TEXT (22021) and in jsonb (22P05). Prisma 7 maps
+      // such unmapped database errors to PrismaClientKnownRequestError P2039 ("Database error.
+      // Code: `22021`..."); the native adapter rejects with PrismaClientUnknownRequestError and no code.
+      return value.replace(/\u0000/g, '<nul>')
+    }
+    if (provider === 'mysql' && value.length > 191 && !this.options.include.has('toolong')) {
+      // MISMATCH: a string longer than a VARCHAR(191) column: Prisma 7 rejects with P2000
+      // (meta.column_name); the native adapter with PrismaClientUnknownRequestError
+      // "Data too long for column ..." and no code. (Cut in Json strings too, which could be longer.)
+      return value.slice(0, 191)
+    }
+    return value
   }
 
   private date(field?: string): Date {
@@ -294,7 +318,16 @@ export class CallGenerator {
       plain.push([3, (rng.next() - 0.5) * 10 ** rng.int(-20, 25)])
       plain.push([1, rng.pick([123456789012345680000, 12345678901234567000, 0.1 + 0.7, 1 / 3, Math.PI * 1e17])])
     }
-    return rng.weighted(plain)
+    const value = rng.weighted(plain)
+    if ((this.options.provider ?? 'sqlite') === 'mysql' && depth === 0 && Math.abs(value) >= 1e20 && !this.options.include.has('rootexp')) {
+      // MISMATCH: a Json value that is a bare number: MySQL/MariaDB keep the JSON text as sent, and
+      // Prisma 7 does not write JSON.stringify's text for some: 1e20 -> '1e20' (native:
+      // '100000000000000000000'), 1e21 -> '1e21' ('1e+21'), -1e300 -> '-1e300' ('-1e+300'),
+      // 1e-6 -> '1e-6' ('0.000001'). Both read back the same number. Inside an object or array
+      // both write JSON.stringify's text. (Of the generator's bare numbers only those >= 1e20 hit it.)
+      return Math.sign(value) * 12345.5
+    }
+    return value
   }
 
   private json(depth = 0, root?: 'object' | 'array'): unknown {

@@ -2,6 +2,9 @@
 // schema.prisma, into the gitignored __test__/parity/.prisma-client/client.
 // The schema is copied with an `output` line added to the generator; nothing else changes.
 // Regeneration is skipped while the schema and the installed prisma version are unchanged.
+// For the server parity tests, ensurePrismaClient({ provider: 'postgresql' | 'mysql' }) makes one
+// client per provider, from a copy whose datasource provider is changed too, in
+// __test__/parity/.prisma-client/<provider>/client.
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
@@ -17,19 +20,35 @@ function prismaVersion() {
   return JSON.parse(fs.readFileSync(path.join(repoRoot, 'node_modules/prisma/package.json'), 'utf8')).version
 }
 
-export function ensurePrismaClient({ quiet = true } = {}) {
+export const SERVER_PROVIDERS = ['postgresql', 'mysql']
+
+/** Where the client for `provider` lives ('sqlite': the differential test's own). */
+export function clientDirFor(provider = 'sqlite') {
+  return provider === 'sqlite' ? clientDir : path.join(outDir, provider, 'client')
+}
+
+export function ensurePrismaClient({ quiet = true, provider = 'sqlite' } = {}) {
+  if (provider !== 'sqlite' && !SERVER_PROVIDERS.includes(provider)) throw new Error(`ensurePrismaClient: unknown provider '${provider}'`)
   const source = fs.readFileSync(path.join(repoRoot, 'schema.prisma'), 'utf8')
   const generator = /generator\s+client\s*\{[^}]*\}/
   if (!generator.test(source)) throw new Error('schema.prisma: no `generator client { ... }` block')
-  const schema = source.replace(generator, 'generator client {\n  provider = "prisma-client-js"\n  output   = "./client"\n}')
-  const stamp = createHash('sha256').update(schema).update(prismaVersion()).digest('hex')
-  const stampFile = path.join(outDir, 'stamp')
-  if (fs.existsSync(path.join(clientDir, 'index.js')) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp) {
-    return clientDir
+  let schema = source.replace(generator, 'generator client {\n  provider = "prisma-client-js"\n  output   = "./client"\n}')
+  if (provider !== 'sqlite') {
+    const datasource = /datasource\s+db\s*\{[^}]*\}/
+    if (!datasource.test(schema)) throw new Error('schema.prisma: no `datasource db { ... }` block')
+    schema = schema.replace(datasource, `datasource db {\n  provider = "${provider}"\n}`)
   }
-  fs.rmSync(outDir, { recursive: true, force: true })
-  fs.mkdirSync(outDir, { recursive: true })
-  const schemaFile = path.join(outDir, 'schema.prisma')
+  const dir = provider === 'sqlite' ? outDir : path.join(outDir, provider)
+  const target = clientDirFor(provider)
+  const stamp = createHash('sha256').update(schema).update(prismaVersion()).digest('hex')
+  const stampFile = path.join(dir, 'stamp')
+  if (fs.existsSync(path.join(target, 'index.js')) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp) {
+    return target
+  }
+  // Only this provider's files: the server clients live inside the SQLite one's directory.
+  for (const f of [target, stampFile]) fs.rmSync(f, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  const schemaFile = path.join(dir, 'schema.prisma')
   fs.writeFileSync(schemaFile, schema)
   // The schema engine is never needed to generate a client; /bin/true keeps prisma from
   // trying to download one.
@@ -39,5 +58,5 @@ export function ensurePrismaClient({ quiet = true } = {}) {
     stdio: quiet ? 'pipe' : 'inherit',
   })
   fs.writeFileSync(stampFile, stamp)
-  return clientDir
+  return target
 }
