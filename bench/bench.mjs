@@ -1,15 +1,19 @@
-// Benchmark: kavach-native vs @kavachos/prisma on Prisma 7 (better-sqlite3 driver adapter) vs
-// raw better-sqlite3, in one process, on one SQLite file. `npm run bench -- --help` for options.
+// Benchmark: kavach-native vs @kavachos/prisma on Prisma 7 vs the raw driver, in one process.
+// SQLite by default (one file; @prisma/adapter-better-sqlite3, raw better-sqlite3); with --pg URL
+// on a fresh PostgreSQL schema (@prisma/adapter-pg, raw pg Pool), with --mysql URL on a fresh
+// MySQL/MariaDB database (@prisma/adapter-mariadb, raw mariadb pool): see servers.mjs.
+// `npm run bench -- --help` for options.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import * as L from './lib.mjs'
+import * as S from './servers.mjs'
 
 const SPEC = {
   quick: { type: 'flag', help: 'smoke run of about 30 s (short phases; does not rewrite RESULTS.md unless --results is given)' },
   reps: { type: 'number', default: 5, help: 'repetitions of every (operation, contender) pair' },
-  synchronous: { type: 'string', default: 'full', help: 'PRAGMA synchronous for Prisma and the raw driver: full | normal' },
+  synchronous: { type: 'string', default: 'full', help: 'SQLite: PRAGMA synchronous for Prisma and the raw driver: full | normal' },
   rows: { type: 'number', default: 10000, help: 'rows seeded in agents, audit logs and trust scores' },
   inflight: { type: 'number', default: 64, help: 'calls kept in flight during the load phase' },
   seqMs: { type: 'number', default: 600, help: 'duration of each sequential phase, ms' },
@@ -19,18 +23,19 @@ const SPEC = {
   contenders: { type: 'string', default: 'native,prisma,raw', help: 'comma-separated subset of native, prisma, raw' },
   db: { type: 'string', default: path.join(L.BENCH_DIR, '.data', 'bench.db'), help: 'SQLite file (recreated and seeded at start)' },
   results: { type: 'string', default: undefined, help: 'where to write the Markdown results (default bench/RESULTS.md; none with --quick)' },
-  pg: { type: 'string', default: undefined, help: 'PostgreSQL URL (not supported yet)' },
-  mysql: { type: 'string', default: undefined, help: 'MySQL URL (not supported yet)' },
+  pg: { type: 'string', default: undefined, help: 'run on PostgreSQL instead: base URL; a fresh schema is created in its database and dropped at the end' },
+  mysql: { type: 'string', default: undefined, help: 'run on MySQL/MariaDB instead: base URL; a fresh database is created on the server and dropped at the end' },
+  pool: { type: 'number', default: 4, help: 'servers: connections in the pool of every contender' },
   help: { type: 'flag', help: 'show this help' },
 }
 
 let args
 try { args = L.parseArgs(process.argv.slice(2), SPEC) } catch (e) { console.error(e.message); process.exit(2) }
 if (args.help) { console.log(L.usage(SPEC, 'npm run bench -- [options]')); process.exit(0) }
-if (args.pg !== undefined || args.mysql !== undefined) {
-  console.error(`--${args.pg !== undefined ? 'pg' : 'mysql'}: not supported yet (the benchmark runs on SQLite only for now)`)
-  process.exit(2)
-}
+if (args.pg !== undefined && args.mysql !== undefined) { console.error('give one of --pg and --mysql per run'); process.exit(2) }
+const PROVIDER = args.pg !== undefined ? 'postgresql' : args.mysql !== undefined ? 'mysql' : 'sqlite'
+const SERVER = PROVIDER !== 'sqlite'
+if (SERVER && !(args.pool >= 1)) { console.error('--pool must be >= 1'); process.exit(2) }
 if (args.quick) {
   args.seqMs = Math.min(args.seqMs, 100)
   args.loadMs = Math.min(args.loadMs, 150)
@@ -92,11 +97,11 @@ const OPS = {
     check: (r, i) => (r?.agentId ?? r?.agent_id) === L.agentId(spread(i, shape.rows)),
   },
   transaction: {
-    // createAgent + 2 createPermission in one transaction. The raw driver's transactions are
-    // synchronous (better-sqlite3 cannot hold one across an await), the adapters' are interactive.
+    // createAgent + 2 createPermission in one transaction. Raw better-sqlite3's transactions are
+    // synchronous (it cannot hold one across an await); all the others are interactive.
     call: (a, i, kind) => {
       const id = `bench-agent-${++uid}`
-      if (kind === 'raw') {
+      if (kind === 'raw' && a.syncTransaction) {
         return a.transaction((tx) => {
           const agent = tx.createAgent(agentInput(id))
           tx.createPermission(permissionInput(id, 1))
@@ -118,7 +123,7 @@ const WRITES = new Set(['createAuditLog', 'upsertTrustScore', 'transaction'])
 
 const opNames = args.ops ? args.ops.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(OPS)
 for (const op of opNames) if (!OPS[op]) { console.error(`unknown operation '${op}'; known: ${Object.keys(OPS).join(', ')}`); process.exit(2) }
-const CONTENDER_LABEL = { native: 'native', prisma: 'prisma7', raw: 'raw' }
+const CONTENDER_LABEL = { native: 'native', prisma: 'prisma7', raw: { sqlite: 'raw', postgresql: 'raw pg', mysql: 'raw mariadb' }[PROVIDER] }
 const contenderNames = args.contenders.split(',').map((s) => s.trim()).filter(Boolean)
 for (const c of contenderNames) if (!CONTENDER_LABEL[c]) { console.error(`unknown contender '${c}'; known: native, prisma, raw`); process.exit(2) }
 
@@ -155,6 +160,7 @@ async function underLoad(fn, ms, inflight) {
   const histogram = monitorEventLoopDelay({ resolution: 1 })
   histogram.enable()
   await sleep(2) // let the delay timer start before the load
+  const server0 = serverCpuNs ? await serverCpuNs() : NaN
   const cpu0 = L.threadCpuNs(), proc0 = L.processCpuNs(), t0 = clock()
   const end = t0 + ms
   const worker = async () => {
@@ -166,13 +172,14 @@ async function underLoad(fn, ms, inflight) {
   await Promise.all(Array.from({ length: inflight }, worker))
   const elapsed = clock() - t0
   const cpu1 = L.threadCpuNs(), proc1 = L.processCpuNs()
+  const server1 = serverCpuNs ? await serverCpuNs() : NaN
   // A driver that never yields keeps the delay timer from firing until now: give it one turn so
   // the block it just sat through is recorded.
   await sleep(2)
   histogram.disable()
   return {
     opsPerSec: (done * 1000) / elapsed, loadCalls: done, errors, firstError,
-    jsCpuUs: (cpu1 - cpu0) / 1000 / done, procCpuUs: (proc1 - proc0) / 1000 / done,
+    jsCpuUs: (cpu1 - cpu0) / 1000 / done, procCpuUs: (proc1 - proc0) / 1000 / done, serverCpuUs: (server1 - server0) / 1000 / done,
     lagMaxMs: histogram.max / 1e6, lagP99Ms: histogram.percentile(99) / 1e6,
   }
 }
@@ -184,16 +191,46 @@ const loadBefore = os.loadavg()[0]
 const m = L.machine() // before the run: the .node file it describes is the one this process loads
 const stale = L.staleBuildWarning()
 if (stale) log(stale)
-const clientDir = L.ensurePrismaClient(log)
-log(`seeding ${args.db}: ${args.rows} agents, audit logs and trust scores ...`)
-L.seed(args.db, args.rows)
-const admin = new L.Database(args.db, { timeout: 10000 })
-
+const clientDir = L.ensurePrismaClient(log, PROVIDER)
 const adapters = {}
-for (const c of contenderNames) {
-  if (c === 'native') adapters[c] = L.nativeAdapter(args.db)
-  if (c === 'prisma') adapters[c] = await L.prismaAdapter(args.db, SYNC, clientDir)
-  if (c === 'raw') adapters[c] = L.rawAdapter(args.db, SYNC)
+let admin = null // SQLite: the connection that cleans up between phases
+let server = null // PostgreSQL / MySQL: what servers.mjs set up
+let cleanup // removes what the write operations added, so every phase starts from the seeded row counts
+if (SERVER) {
+  const setup = PROVIDER === 'postgresql' ? S.postgres : S.mysql
+  try {
+    server = await setup(args.pg ?? args.mysql, { rows: args.rows, pool: args.pool, log, clientDir })
+  } catch (e) { console.error(`cannot set up ${PROVIDER}: ${e.message}`); process.exit(1) }
+  // Whatever happens from here on, the schema / database goes away.
+  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => exitWith(130))
+  process.once('uncaughtException', (e) => { console.error(e); exitWith(1) })
+  try {
+    for (const c of contenderNames) adapters[c] = await server.make[c]()
+  } catch (e) { console.error(`cannot open the contenders: ${e.stack ?? e}`); await exitWith(1) }
+  cleanup = server.cleanup
+} else {
+  log(`seeding ${args.db}: ${args.rows} agents, audit logs and trust scores ...`)
+  L.seed(args.db, args.rows)
+  admin = new L.Database(args.db, { timeout: 10000 })
+  for (const c of contenderNames) {
+    if (c === 'native') adapters[c] = L.nativeAdapter(args.db)
+    if (c === 'prisma') adapters[c] = await L.prismaAdapter(args.db, SYNC, clientDir)
+    if (c === 'raw') adapters[c] = L.rawAdapter(args.db, SYNC)
+  }
+  cleanup = async () => {
+    admin.exec(`DELETE FROM kavach_audit_logs WHERE id LIKE 'bench-log-%';
+      DELETE FROM kavach_permissions WHERE agent_id LIKE 'bench-agent-%';
+      DELETE FROM kavach_agents WHERE id LIKE 'bench-agent-%';`)
+    admin.pragma('wal_checkpoint(TRUNCATE)')
+  }
+}
+const serverCpuNs = server?.serverCpuNs ?? null
+
+/** Closes what is open and, on a server, drops this run's schema / database; then exits. */
+async function exitWith(code) {
+  for (const a of Object.values(adapters)) await Promise.resolve(a.close?.()).catch(() => {})
+  if (server) await server.teardown().catch((e) => console.error(`could not drop the bench schema/database: ${e.message}`))
+  process.exit(code)
 }
 
 // Correctness first: every contender must give the expected answer for every operation.
@@ -203,20 +240,12 @@ for (const op of opNames) {
       const result = await OPS[op].call(adapters[c], i, c)
       if (!OPS[op].check(result, i)) {
         console.error(`sanity check failed: ${c} ${op}(#${i}) returned`, result)
-        process.exit(1)
+        await exitWith(1)
       }
     }
   }
 }
-cleanup()
-
-/** Removes what the write operations added, so every phase starts from the seeded row counts. */
-function cleanup() {
-  admin.exec(`DELETE FROM kavach_audit_logs WHERE id LIKE 'bench-log-%';
-    DELETE FROM kavach_permissions WHERE agent_id LIKE 'bench-agent-%';
-    DELETE FROM kavach_agents WHERE id LIKE 'bench-agent-%';`)
-  admin.pragma('wal_checkpoint(TRUNCATE)')
-}
+await cleanup()
 
 const samples = {} // samples[op][contender] = [{ seqUs, opsPerSec, ... }, ...]
 const phaseCount = opNames.length * contenderNames.length * args.reps
@@ -229,24 +258,28 @@ for (let rep = 0; rep < args.reps; rep++) {
       const a = adapters[c]
       const fn = (i) => OPS[op].call(a, i, c)
       await warmup(fn, args.warmupMs)
-      if (WRITES.has(op)) cleanup()
+      if (WRITES.has(op)) await cleanup()
       const seq = await sequential(fn, args.seqMs)
-      if (WRITES.has(op)) cleanup()
+      if (WRITES.has(op)) await cleanup()
       const load = await underLoad(fn, args.loadMs, args.inflight)
-      if (WRITES.has(op)) cleanup()
+      if (WRITES.has(op)) await cleanup()
       const s = { ...seq, ...load, errors: seq.errors + load.errors, firstError: seq.firstError ?? load.firstError }
       ;((samples[op] ??= {})[c] ??= []).push(s)
       phase++
-      log(`[${phase}/${phaseCount}] rep ${rep + 1} ${op.padEnd(20)} ${CONTENDER_LABEL[c].padEnd(7)} seq ${fmt(s.seqUs)} µs/op, ` +
+      log(`[${phase}/${phaseCount}] rep ${rep + 1} ${op.padEnd(20)} ${CONTENDER_LABEL[c].padEnd(11)} seq ${fmt(s.seqUs)} µs/op, ` +
         `${fmt(s.opsPerSec, 0)} ops/s @${args.inflight}, JS CPU ${fmt(s.jsCpuUs)} µs/op, lag max ${fmt(s.lagMaxMs)} ms` +
         (s.errors ? `, ${s.errors} errors (${String(s.firstError?.message ?? s.firstError).trim().split('\n').pop()})` : ''))
     }
   }
 }
 
-const synchronousInEffect = Object.fromEntries(contenderNames.map((c) => [c, adapters[c].synchronousInEffect()]))
+const synchronousInEffect = SERVER ? {} : Object.fromEntries(contenderNames.map((c) => [c, adapters[c].synchronousInEffect()]))
 for (const c of contenderNames) await adapters[c].close()
-admin.close()
+admin?.close()
+if (server) {
+  await server.teardown()
+  log(`dropped ${server.where.split(' ').slice(0, 2).join(' ')}`)
+}
 const totalSec = (clock() - t00) / 1000
 const loadAfter = os.loadavg()[0]
 
@@ -279,13 +312,15 @@ function table(head, rows, markdown) {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
 
-const resultHead = ['operation', 'contender', 'sequential µs/op', `ops/s @${args.inflight} in flight`, 'JS-thread CPU µs/op', 'process CPU µs/op', 'loop lag p99 ms', 'loop lag max ms', 'errors']
+const resultHead = ['operation', 'contender', 'sequential µs/op', `ops/s @${args.inflight} in flight`, 'JS-thread CPU µs/op', 'process CPU µs/op',
+  ...(SERVER ? ['server CPU µs/op'] : []), 'loop lag p99 ms', 'loop lag max ms', 'errors']
 const resultRows = []
 for (const op of opNames) {
   for (const c of contenderNames) {
     const errors = (samples[op]?.[c] ?? []).reduce((sum, s) => sum + s.errors, 0)
     resultRows.push([op, CONTENDER_LABEL[c], range(stat(op, c, 'seqUs')), range(stat(op, c, 'opsPerSec'), 0), range(stat(op, c, 'jsCpuUs')),
-      fmt(med(op, c, 'procCpuUs')), fmt(med(op, c, 'lagP99Ms')), range(stat(op, c, 'lagMaxMs')), String(errors)])
+      fmt(med(op, c, 'procCpuUs')), ...(SERVER ? [fmt(med(op, c, 'serverCpuUs'))] : []), fmt(med(op, c, 'lagP99Ms')),
+      range(stat(op, c, 'lagMaxMs')), String(errors)])
   }
 }
 
@@ -306,16 +341,30 @@ for (const op of opNames) {
 const targetRows = []
 const verdict = (ok) => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'FAIL')
 function target(name, measured, ok) { targetRows.push([name, measured, verdict(ok)]) }
-if (has('native') && has('prisma')) {
-  const both = (a, b) => (a === undefined || b === undefined ? undefined : a && b)
+const both = (a, b) => (a === undefined || b === undefined ? undefined : a && b)
+const POINT_READS = ['findAgentById', 'findAgentByTokenHash'].filter((o) => opNames.includes(o))
+if (PROVIDER === 'sqlite' && has('native') && has('prisma')) {
   if (opNames.includes('findAgentById')) {
     const us = med('findAgentById', 'native', 'seqUs'), x = med('findAgentById', 'prisma', 'seqUs') / us
     target('findAgentById sequential ≤ 40 µs and ≥ 2.5× faster than Prisma 7', `${fmt(us)} µs, ${ratio(x)}`, both(us <= 40, x >= 2.5))
   }
-  for (const op of ['findAgentById', 'findAgentByTokenHash'].filter((o) => opNames.includes(o))) {
+  for (const op of POINT_READS) {
     const ops = med(op, 'native', 'opsPerSec'), x = ops / med(op, 'prisma', 'opsPerSec')
     target(`point read ${op} @${args.inflight} ≥ 75k ops/s and ≥ 3× Prisma 7`, `${fmt(ops, 0)} ops/s, ${ratio(x)}`, both(ops >= 75000, x >= 3))
   }
+}
+if (PROVIDER === 'postgresql' && has('native') && has('raw')) {
+  if (opNames.includes('findAgentById')) {
+    const us = med('findAgentById', 'native', 'seqUs'), rawUs = med('findAgentById', 'raw', 'seqUs')
+    target('PostgreSQL findAgentById sequential ≤ raw pg', `${fmt(us)} µs vs ${fmt(rawUs)} µs`, us <= rawUs)
+  }
+  for (const op of POINT_READS) {
+    const ops = med(op, 'native', 'opsPerSec'), x = ops / med(op, 'raw', 'opsPerSec')
+    target(`PostgreSQL point read ${op} @${args.inflight} ≥ 45k ops/s and ≥ 1.5× raw pg Pool`, `${fmt(ops, 0)} ops/s, ${ratio(x)}`,
+      both(ops >= 45000, x >= 1.5))
+  }
+}
+if (has('native') && has('prisma')) {
   for (const op of opNames) {
     const us = med(op, 'native', 'jsCpuUs'), x = med(op, 'prisma', 'jsCpuUs') / us
     target(`${op}: JS-thread CPU under load ≤ 5 µs/call and ≤ 1/7 of Prisma 7`, `${fmt(us)} µs, 1/${fmt(x, 1)}`, both(us <= 5, x >= 7))
@@ -331,35 +380,55 @@ if (rebuilt) log('warning: the native addon was rebuilt during the run; the numb
 const syncLine = Object.entries(synchronousInEffect).map(([c, v]) => `${CONTENDER_LABEL[c]} ${v}`).join(', ')
 const settings = `${args.reps} repetitions; phases: warm-up ${args.warmupMs} ms, sequential ${args.seqMs} ms, load ${args.loadMs} ms ` +
   `with ${args.inflight} calls in flight${args.quick ? ' (--quick)' : ''}; total run ${fmt(totalSec, 0)} s`
-const notes = [
-  `One node process, one SQLite file in WAL mode seeded with ${args.rows} agents, ${args.rows} audit logs and ${args.rows} trust scores ` +
-    '(DDL from `schemaDdl(\'sqlite\')`). The three contenders hold their connections to that file at the same time and run one after another.',
-  `PRAGMA synchronous in effect: ${syncLine}.`,
+const seeded = `${args.rows} agents, ${args.rows} audit logs and ${args.rows} trust scores`
+const commonNotes = [
   'Cells are median (min–max) over the repetitions. Sequential = each call awaited before the next. Load = ' +
     `${args.inflight} workers that each start a new call as soon as their previous one settles.`,
   `JS-thread CPU = on-CPU time of the main thread (${L.threadCpuSource}, first field) during the load phase, divided by the calls. ` +
-    'Process CPU = process.cpuUsage() (all threads, SQLite work included) per call.',
-  'Loop lag = perf_hooks.monitorEventLoopDelay (1 ms resolution) during the load phase. A synchronous driver never yields ' +
-    'inside the load loop, so its lag is the whole phase.',
-  'Ratios: > 1× means native is better (faster, more ops/s, less JS-thread CPU).',
+    `Process CPU = process.cpuUsage() (all threads of the node process${SERVER ? ', the native adapter\'s tokio threads included' : ', SQLite work included'}) per call.`,
+  ...(SERVER ? [server.serverCpuNote] : []),
+  'Loop lag = perf_hooks.monitorEventLoopDelay (1 ms resolution) during the load phase.' +
+    (SERVER ? '' : ' A synchronous driver never yields inside the load loop, so its lag is the whole phase.'),
+  `Ratios: > 1× means native is better (faster, more ops/s, less JS-thread CPU).`,
   `listAgents({ ownerId }) returns ${L.AGENTS_PER_OWNER} rows; queryAuditLogs({ agentId, since, limit: ${L.AUDIT_LIMIT} }) returns ${L.AUDIT_LIMIT} rows. ` +
     'kavach_agents has no index on owner_id or token_hash (schema.prisma, as upstream), so listAgents and findAgentByTokenHash scan the table.',
-  'Raw = better-sqlite3 prepared statements with the same SQL, rows returned as stored (no Date / JSON decoding); its transaction is synchronous.',
-  'Writes (createAuditLog, upsertTrustScore, transaction) use their own ids; the rows they add are deleted and the WAL checkpointed between phases.',
 ]
+const notes = SERVER
+  ? [
+      `One node process; ${server.where}, created for the run, seeded with ${seeded} (DDL from \`${server.ddl}\`, then ANALYZE) ` +
+        'and dropped at the end. The three contenders hold their pools at the same time and run one after another.',
+      `${server.poolLine[0].toUpperCase()}${server.poolLine.slice(1)}; with ${args.inflight} calls in flight every contender queues for its ${args.pool} connections.`,
+      `The server runs on the same ${m.nproc} CPUs as the benchmark, so client CPU per call and server CPU per call compete.`,
+      ...commonNotes,
+      server.rawLine,
+      'Writes (createAuditLog, upsertTrustScore, transaction) use their own ids; the rows they add are deleted between phases.',
+    ]
+  : [
+      `One node process, one SQLite file in WAL mode seeded with ${seeded} ` +
+        '(DDL from `schemaDdl(\'sqlite\')`). The three contenders hold their connections to that file at the same time and run one after another.',
+      `PRAGMA synchronous in effect: ${syncLine}.`,
+      ...commonNotes,
+      'Raw = better-sqlite3 prepared statements with the same SQL, rows returned as stored (no Date / JSON decoding); its transaction is synchronous.',
+      'Writes (createAuditLog, upsertTrustScore, transaction) use their own ids; the rows they add are deleted and the WAL checkpointed between phases.',
+    ]
 
+const adapterVersions = SERVER
+  ? server.versionsLine.map((name) => `${name} ${L.packageVersion(name)}`).join(', ')
+  : `@prisma/adapter-better-sqlite3 ${m.versions['@prisma/adapter-better-sqlite3']}`
 const machineLines = [
   `CPU: ${m.model}, nproc ${m.nproc}, ${m.mem} RAM; ${m.kernel}`,
-  `Node ${m.node}; SQLite ${m.sqliteBetter} (better-sqlite3 ${m.versions['better-sqlite3']}: raw and Prisma), ${m.sqliteNative} (bundled in the native addon)`,
+  SERVER ? `Node ${m.node}; ${server.machineLine}`
+    : `Node ${m.node}; SQLite ${m.sqliteBetter} (better-sqlite3 ${m.versions['better-sqlite3']}: raw and Prisma), ${m.sqliteNative} (bundled in the native addon)`,
   `${m.nativeBuilt}${rebuilt ? ' (rebuilt on disk during the run; this process kept the one loaded at the start)' : ''}`,
   `1-minute load average: ${fmt(loadBefore)} at the start, ${fmt(loadAfter)} at the end` +
     (Math.max(loadBefore, loadAfter) > 0.5 ? ` (other work was running on this machine: expect noise; compare min–max)` : ''),
-  `@kavachos/prisma ${m.versions['@kavachos/prisma']}, prisma ${m.versions.prisma}, @prisma/client ${m.versions['@prisma/client']}, @prisma/adapter-better-sqlite3 ${m.versions['@prisma/adapter-better-sqlite3']}`,
+  `@kavachos/prisma ${m.versions['@kavachos/prisma']}, prisma ${m.versions.prisma}, @prisma/client ${m.versions['@prisma/client']}, ${adapterVersions}`,
 ]
 
 console.log('\n' + machineLines.join('\n'))
 console.log(settings)
-console.log(`PRAGMA synchronous: ${syncLine}\n`)
+if (!SERVER) console.log(`PRAGMA synchronous: ${syncLine}`)
+console.log('')
 console.log(table(resultHead, resultRows, false) + '\n')
 if (ratioRows.length) console.log(table(ratioHead, ratioRows, false) + '\n')
 if (targetRows.length) console.log(table(['target', 'measured (median)', 'verdict'], targetRows, false) + '\n')
@@ -368,34 +437,63 @@ for (const op of opNames) for (const c of contenderNames) {
   if (bad) console.log(`first error of ${CONTENDER_LABEL[c]} ${op}: ${String(bad.firstError?.message ?? bad.firstError).trim()}`)
 }
 
+// RESULTS.md holds one section per provider between markers; a run rewrites its own section and
+// keeps the others, and whatever follows END_MARK (notes written by hand) stays as it is.
+const SECTIONS = [['sqlite', 'SQLite'], ['postgresql', 'PostgreSQL'], ['mysql', 'MySQL / MariaDB']]
+const END_MARK = '<!-- end of generated sections: text below is kept by every run -->'
+const begin = (p) => `<!-- section ${p} -->`
+const end = (p) => `<!-- /section ${p} -->`
+
 if (resultsFile) {
-  const md = [
-    '# Benchmark results',
+  const title = SECTIONS.find(([p]) => p === PROVIDER)[1]
+  const section = [
+    begin(PROVIDER),
+    `## ${title}`,
     '',
-    `Latest run: ${new Date().toISOString()}, \`npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\`. Rewritten by every run.`,
+    `Latest run: ${new Date().toISOString()}, \`npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\`.`,
     '',
-    '## Machine',
+    '### Machine',
     '',
     ...machineLines.map((l) => `- ${l}`),
     '',
-    '## Method',
+    '### Method',
     '',
     `- ${settings}.`,
     ...notes.map((n) => `- ${n}`),
     '',
-    '## Results',
+    '### Results',
     '',
     table(resultHead, resultRows, true),
     '',
-    '## Ratios',
+    '### Ratios',
     '',
     table(ratioHead, ratioRows, true),
     '',
-    '## Targets (issue 5)',
+    '### Targets (issue 5)',
     '',
     table(['target', 'measured (median)', 'verdict'], targetRows, true),
-    '',
+    end(PROVIDER),
   ].join('\n')
+  const old = fs.existsSync(resultsFile) ? fs.readFileSync(resultsFile, 'utf8') : ''
+  const kept = {}
+  for (const [p] of SECTIONS) {
+    const a = old.indexOf(begin(p)), b = old.indexOf(end(p))
+    if (a >= 0 && b > a) kept[p] = old.slice(a, b + end(p).length)
+  }
+  kept[PROVIDER] = section
+  const tailAt = old.indexOf(END_MARK)
+  const tail = tailAt >= 0 ? old.slice(tailAt + END_MARK.length).replace(/^\n+/, '') : ''
+  const md = [
+    '# Benchmark results',
+    '',
+    'kavach-native vs `@kavachos/prisma` on Prisma 7 vs the raw driver, one section per provider. Each run rewrites the section ' +
+      'of its provider and keeps the others: `npm run bench` (SQLite), `npm run bench -- --pg <url>`, `npm run bench -- --mysql <url>`.',
+    '',
+    ...SECTIONS.filter(([p]) => kept[p]).flatMap(([p]) => [kept[p], '']),
+    END_MARK,
+    '',
+    tail,
+  ].join('\n').replace(/\n+$/, '\n')
   fs.writeFileSync(resultsFile, md)
-  log(`wrote ${path.relative(process.cwd(), resultsFile) || resultsFile}`)
+  log(`wrote ${path.relative(process.cwd(), resultsFile) || resultsFile} (section ${title})`)
 }

@@ -121,32 +121,39 @@ export function seed(file, rows) {
 // ---------------------------------------------------------------- Prisma client
 
 export const PRISMA_DIR = path.join(BENCH_DIR, '.prisma-client')
-const PRISMA_CLIENT = path.join(PRISMA_DIR, 'client')
 
 /**
- * Generates the Prisma client for ../schema.prisma into bench/.prisma-client/client with the
- * prisma-client-js generator (the schema is copied there with an `output` added). Skipped when
- * the copy is already up to date.
+ * Generates the Prisma client for ../schema.prisma with the prisma-client-js generator: for
+ * SQLite into bench/.prisma-client/client, for 'postgresql' / 'mysql' into
+ * bench/.prisma-client/<provider>/client (the schema is copied there with an `output` added and,
+ * for a server, the datasource provider changed). Skipped when the copy is already up to date.
  */
-export function ensurePrismaClient(log = console.error) {
+export function ensurePrismaClient(log = console.error, provider = 'sqlite') {
   const source = fs.readFileSync(path.join(ROOT, 'schema.prisma'), 'utf8')
-  const patched = source.replace(/generator\s+client\s*\{[^}]*\}/, 'generator client {\n  provider = "prisma-client-js"\n  output   = "./client"\n}')
+  let patched = source.replace(/generator\s+client\s*\{[^}]*\}/, 'generator client {\n  provider = "prisma-client-js"\n  output   = "./client"\n}')
   if (patched === source) throw new Error('schema.prisma: no `generator client { ... }` block to patch')
-  const schemaCopy = path.join(PRISMA_DIR, 'schema.prisma')
-  const stamp = path.join(PRISMA_DIR, 'schema.sha256')
+  if (provider !== 'sqlite') {
+    const withProvider = patched.replace(/(datasource\s+db\s*\{[^}]*?provider\s*=\s*)"[^"]*"/, `$1"${provider}"`)
+    if (withProvider === patched) throw new Error('schema.prisma: no `datasource db { provider = ... }` to patch')
+    patched = withProvider
+  }
+  const dir = provider === 'sqlite' ? PRISMA_DIR : path.join(PRISMA_DIR, provider)
+  const client = path.join(dir, 'client')
+  const schemaCopy = path.join(dir, 'schema.prisma')
+  const stamp = path.join(dir, 'schema.sha256')
   const digest = crypto.createHash('sha256').update(patched).digest('hex')
-  const upToDate = fs.existsSync(path.join(PRISMA_CLIENT, 'index.js')) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === digest
-  if (upToDate) return PRISMA_CLIENT
-  log('generating the Prisma client into bench/.prisma-client ...')
-  fs.mkdirSync(PRISMA_DIR, { recursive: true })
+  const upToDate = fs.existsSync(path.join(client, 'index.js')) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === digest
+  if (upToDate) return client
+  log(`generating the Prisma client (${provider}) into ${path.relative(ROOT, dir)} ...`)
+  fs.mkdirSync(dir, { recursive: true })
   fs.writeFileSync(schemaCopy, patched)
   const env = { ...process.env }
   // Generating needs no schema engine; without its binary the CLI wants to download one.
   if (!env.PRISMA_SCHEMA_ENGINE_BINARY && fs.existsSync('/bin/true')) env.PRISMA_SCHEMA_ENGINE_BINARY = '/bin/true'
   const cli = path.join(ROOT, 'node_modules', 'prisma', 'build', 'index.js')
-  execFileSync(process.execPath, [cli, 'generate', '--schema', schemaCopy], { cwd: PRISMA_DIR, env, stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync(process.execPath, [cli, 'generate', '--schema', schemaCopy], { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] })
   fs.writeFileSync(stamp, digest)
-  return PRISMA_CLIENT
+  return client
 }
 
 // ---------------------------------------------------------------- contenders
@@ -190,6 +197,7 @@ export function rawAdapter(file, synchronous) {
     createPermission,
     // Synchronous: better-sqlite3 transactions cannot span an await, so `fn` must be synchronous.
     transaction: (fn) => runTx(fn),
+    syncTransaction: true,
     close: () => db.close(),
     synchronousInEffect: () => ['OFF', 'NORMAL', 'FULL', 'EXTRA'][db.pragma('synchronous', { simple: true })],
   }
@@ -255,12 +263,12 @@ function nativeBuildTime() {
   } catch { return 'no native build found' }
 }
 
+export function packageVersion(name) {
+  try { return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return 'missing' }
+}
+
 function packageVersions(names) {
-  const out = {}
-  for (const name of names) {
-    try { out[name] = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version } catch { out[name] = 'missing' }
-  }
-  return out
+  return Object.fromEntries(names.map((name) => [name, packageVersion(name)]))
 }
 
 /** Warns when a Rust source is newer than the built .node file (the bench measures the build). */
