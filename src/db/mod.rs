@@ -4,6 +4,7 @@
 //! transactions. Everything here is provider-neutral.
 
 mod mysql;
+mod pool;
 mod postgres;
 mod sqlite;
 
@@ -11,10 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+
+use pool::{Pool, Pooled};
 use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
 
 use crate::config::{Config, Server, Target};
@@ -50,11 +52,11 @@ enum Backend {
     /// this process never fight over SQLite's lock) and, for files, a read pool.
     Sqlite {
         writer: SqliteWriter,
-        readers: Option<SqlitePool>,
+        readers: Option<Pool<SqliteConnection>>,
         formats: Arc<sqlite::DateFormats>,
     },
-    Postgres(PgPool, Server),
-    Mysql(MySqlPool, Server),
+    Postgres(Pool<PgConnection>, Server),
+    Mysql(Pool<MySqlConnection>, Server),
 }
 
 /// A connection held for one call or one transaction.
@@ -63,9 +65,9 @@ enum Lease {
         OwnedMutexGuard<Option<SqliteConnection>>,
         Arc<sqlite::DateFormats>,
     ),
-    SqliteReader(PoolConnection<Sqlite>, Arc<sqlite::DateFormats>),
-    Postgres(PoolConnection<Postgres>),
-    Mysql(PoolConnection<MySql>),
+    SqliteReader(Pooled<SqliteConnection>, Arc<sqlite::DateFormats>),
+    Postgres(Pooled<PgConnection>),
+    Mysql(Pooled<MySqlConnection>),
 }
 
 /// A connection of any provider, for running statements.
@@ -90,9 +92,9 @@ impl Lease {
     /// Keeps a broken connection out of the pool.
     fn discard(&mut self) {
         match self {
-            Lease::Postgres(conn) => conn.close_on_drop(),
-            Lease::Mysql(conn) => conn.close_on_drop(),
-            Lease::SqliteReader(conn, _) => conn.close_on_drop(),
+            Lease::Postgres(conn) => conn.discard(),
+            Lease::Mysql(conn) => conn.discard(),
+            Lease::SqliteReader(conn, _) => conn.discard(),
             Lease::SqliteWriter(..) => {}
         }
     }
@@ -150,6 +152,15 @@ fn closed_error() -> KavachError {
 /// A lost connection: the call may be retried on another one.
 fn is_connection_lost(err: &KavachError) -> bool {
     err.kind == ErrorKind::Known("P1017")
+}
+
+/// Errors after which the connection is known to be fine for the next call: anything
+/// else (a lost connection, a failed COMMIT, an unknown server error) retires it.
+fn leaves_connection_clean(err: &KavachError) -> bool {
+    matches!(
+        err.kind,
+        ErrorKind::Validation | ErrorKind::Known("P2000" | "P2002" | "P2020" | "P2025")
+    )
 }
 
 impl Adapter {
@@ -239,7 +250,7 @@ impl Adapter {
             // An empty pool must connect first: a server that refuses is reported at
             // once (the pool itself would retry until pool_timeout).
             Backend::Postgres(pool, server) => {
-                if pool.size() == 0 {
+                if pool.open() == 0 {
                     reachable(server, postgres::probe(server)).await?;
                 }
                 match pool.acquire().await {
@@ -248,7 +259,7 @@ impl Adapter {
                 }
             }
             Backend::Mysql(pool, server) => {
-                if pool.size() == 0 {
+                if pool.open() == 0 {
                     reachable(server, mysql::probe(server)).await?;
                 }
                 match pool.acquire().await {
@@ -279,7 +290,7 @@ impl Adapter {
                     attempt += 1;
                 }
                 Err(err) => {
-                    if is_connection_lost(&err) {
+                    if !leaves_connection_clean(&err) {
                         lease.discard();
                     }
                     return Err(err);
@@ -297,15 +308,15 @@ impl Adapter {
                 writer, readers, ..
             }) => {
                 if let Some(readers) = readers {
-                    readers.close().await;
+                    readers.close();
                 }
                 if let Some(conn) = writer.lock().await.take() {
                     use sqlx::Connection;
                     let _ = conn.close().await;
                 }
             }
-            Some(Backend::Postgres(pool, _)) => pool.close().await,
-            Some(Backend::Mysql(pool, _)) => pool.close().await,
+            Some(Backend::Postgres(pool, _)) => pool.close(),
+            Some(Backend::Mysql(pool, _)) => pool.close(),
             None => {}
         }
     }

@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::mysql::{
-    MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions,
-    MySqlSslMode, MySqlValueRef,
+    MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlSslMode, MySqlValueRef,
 };
 use sqlx::{Connection, Decode, Executor, ValueRef};
 
+use super::pool::Pool;
 use super::postgres::default_pool_size;
 use super::{decode_error, decode_row, Record};
 use crate::config::Server;
@@ -49,13 +49,19 @@ fn connect_options(server: &Server) -> MySqlConnectOptions {
 }
 
 /// Also returns the tables it created.
-pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(MySqlPool, Vec<String>)> {
-    let pool = MySqlPoolOptions::new()
-        .max_connections(server.connection_limit.unwrap_or(default_pool_size()))
-        .min_connections(0)
-        .acquire_timeout(server.pool_timeout.max(server.connect_timeout))
-        .test_before_acquire(false)
-        .connect_lazy_with(connect_options(server));
+pub(super) async fn connect(
+    server: &Server,
+    migrate: bool,
+) -> Result<(Pool<MySqlConnection>, Vec<String>)> {
+    let options = connect_options(server);
+    let pool = Pool::new(
+        server.connection_limit.unwrap_or(default_pool_size()),
+        server.pool_timeout.max(server.connect_timeout),
+        move || {
+            let options = options.clone();
+            async move { MySqlConnection::connect_with(&options).await }
+        },
+    );
     if !migrate {
         return Ok((pool, Vec::new()));
     }
@@ -68,7 +74,6 @@ pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(MySqlPool
     Ok((pool, created))
 }
 
-/// As for PostgreSQL: a timed-out pool is exhausted (P2024) or the server is unreachable (P1001).
 /// One direct connection attempt, to tell an unreachable server from a busy pool.
 pub(super) async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
     MySqlConnection::connect_with(&connect_options(server))

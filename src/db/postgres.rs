@@ -7,12 +7,12 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode, PgValueRef,
-    Postgres,
+    PgArguments, PgConnectOptions, PgConnection, PgSslMode, PgValueRef, Postgres,
 };
 use sqlx::types::Json;
 use sqlx::{Connection, Decode, Executor, TypeInfo, ValueRef};
 
+use super::pool::Pool;
 use super::{decode_error, decode_row, Record};
 use crate::config::Server;
 use crate::dialect::Dialect;
@@ -90,19 +90,24 @@ fn session_sql(server: &Server) -> String {
 }
 
 /// Also returns the tables it created.
-pub(super) async fn connect(server: &Server, migrate: bool) -> Result<(PgPool, Vec<String>)> {
+pub(super) async fn connect(
+    server: &Server,
+    migrate: bool,
+) -> Result<(Pool<PgConnection>, Vec<String>)> {
     let options = connect_options(server)?;
     let session = session_sql(server);
-    let pool = PgPoolOptions::new()
-        .max_connections(server.connection_limit.unwrap_or(default_pool_size()))
-        .min_connections(0)
-        .acquire_timeout(server.pool_timeout.max(server.connect_timeout))
-        .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
-            let session = session.clone();
-            Box::pin(async move { conn.execute(session.as_str()).await.map(drop) })
-        })
-        .connect_lazy_with(options);
+    let pool = Pool::new(
+        server.connection_limit.unwrap_or(default_pool_size()),
+        server.pool_timeout.max(server.connect_timeout),
+        move || {
+            let (options, session) = (options.clone(), session.clone());
+            async move {
+                let mut conn = PgConnection::connect_with(&options).await?;
+                conn.execute(session.as_str()).await?;
+                Ok(conn)
+            }
+        },
+    );
     if !migrate {
         return Ok((pool, Vec::new()));
     }
@@ -120,8 +125,6 @@ pub(super) fn default_pool_size() -> u32 {
     std::thread::available_parallelism().map_or(4, |n| n.get() as u32) * 2 + 1
 }
 
-/// A pool that gave no connection in time is either exhausted (P2024) or cannot reach
-/// the server at all (P1001): one direct attempt tells which, and names host and port.
 /// One direct connection attempt, to tell an unreachable server from a busy pool.
 pub(super) async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
     let options =

@@ -3,13 +3,14 @@
 //! codec is not used because its format differs.
 
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteSynchronous, SqliteValueRef,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
+    SqliteValueRef,
 };
 use sqlx::{Connection, Decode, Executor, Sqlite, TypeInfo, ValueRef};
 
 use std::collections::HashMap;
 
+use super::pool::Pool;
 use super::{decode_error, decode_row, Record};
 use crate::config::{Config, Target};
 use crate::dialect::Dialect;
@@ -109,6 +110,9 @@ fn connect_options(config: &Config) -> SqliteConnectOptions {
         .busy_timeout(config.busy_timeout)
 }
 
+/// Longest a read waits for a pooled connection.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Opens the writer connection (creating missing tables) and, for a file, the read pool.
 /// Also returns the date format of every column and the tables it created.
 pub(super) async fn connect(
@@ -116,7 +120,7 @@ pub(super) async fn connect(
     migrate: bool,
 ) -> Result<(
     SqliteConnection,
-    Option<SqlitePool>,
+    Option<Pool<SqliteConnection>>,
     DateFormats,
     Vec<String>,
 )> {
@@ -135,13 +139,13 @@ pub(super) async fn connect(
         false => Vec::new(),
     };
     let readers = match config.target {
-        Target::File(_) => Some(
-            SqlitePoolOptions::new()
-                .max_connections(config.read_connections)
-                .min_connections(0)
-                .test_before_acquire(false)
-                .connect_lazy_with(options.read_only(true)),
-        ),
+        Target::File(_) => {
+            let options = options.read_only(true);
+            Some(Pool::new(config.read_connections, READ_WAIT, move || {
+                let options = options.clone();
+                async move { SqliteConnection::connect_with(&options).await }
+            }))
+        }
         _ => None,
     };
     let formats = detect_formats(&mut writer, config.timestamp_format, &created).await?;
