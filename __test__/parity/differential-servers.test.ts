@@ -25,7 +25,7 @@ import {
   openPrismaServer,
   type ServerProvider,
 } from './servers'
-import { describeCall, describeStep, FN_ERROR, FN_VALUE, type Mismatch, runStep, type StepResult, stepKey } from './steps'
+import { countOutcomes, describeCall, describeStep, FN_ERROR, FN_VALUE, type Mismatch, runStep, type StepResult, stepKey } from './steps'
 
 const env = process.env
 const provider = (env.KAVACH_TEST_PROVIDER ?? 'sqlite') as ServerProvider | 'sqlite'
@@ -177,16 +177,7 @@ describe.skipIf(!onServer)(`native adapter vs @kavachos/prisma on Prisma 7 + ${p
           if (keys.a !== keys.b) mismatches.push({ seed, index, call, native, prisma })
           tolerated += keys.tolerated
           ties += keys.ties
-          for (const o of [prisma.outcome, ...prisma.inner]) {
-            const kind = o.ok
-              ? o.value === null
-                ? 'null'
-                : Array.isArray(o.value)
-                  ? o.value.length > 1 ? 'rows>1' : `rows=${o.value.length}`
-                  : typeof o.value === 'object' ? 'row' : String(typeof o.value)
-              : `error ${(o.error as any)?.code ?? (o.error === FN_ERROR ? 'fn' : 'no-code')}`
-            stats.set(kind, (stats.get(kind) ?? 0) + 1)
-          }
+          countOutcomes(stats, prisma)
         }
       } finally {
         await A.close()

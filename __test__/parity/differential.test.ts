@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { type Call, CallGenerator, KNOWN_MISMATCHES, type KnownMismatch } from './generator'
 import { canon, createTables, diffDumps, dumpTables, methodNames, openNative, openPrisma, removeDir, tempDir } from './harness'
 import { parseSchema } from './prisma-schema'
-import { describeCall, describeStep, FN_ERROR, type Mismatch, runStep, stepKey } from './steps'
+import { countOutcomes, describeCall, describeStep, type Mismatch, runStep, stepKey } from './steps'
 
 const env = process.env
 const CALLS = Number(env.PARITY_CALLS ?? 2000)
@@ -71,16 +71,7 @@ describe('native adapter vs @kavachos/prisma on Prisma 7 (differential)', () => 
           const call = calls[index]
           const [native, prisma] = await Promise.all([runStep(A.adapter, call), runStep(B.adapter, call)])
           if (canon(stepKey(native)) !== canon(stepKey(prisma))) mismatches.push({ seed, index, call, native, prisma })
-          for (const o of [prisma.outcome, ...prisma.inner]) {
-            const kind = o.ok
-              ? o.value === null
-                ? 'null'
-                : Array.isArray(o.value)
-                  ? o.value.length > 1 ? 'rows>1' : `rows=${o.value.length}`
-                  : typeof o.value === 'object' ? 'row' : String(typeof o.value)
-              : `error ${(o.error as any)?.code ?? (o.error === FN_ERROR ? 'fn' : 'no-code')}`
-            stats.set(kind, (stats.get(kind) ?? 0) + 1)
-          }
+          countOutcomes(stats, prisma)
         }
       } finally {
         await A.close()

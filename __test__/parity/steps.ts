@@ -63,3 +63,21 @@ export interface Mismatch {
   native: StepResult
   prisma: StepResult
 }
+
+/** Tallies what a step's outcomes were (null, row, rows=n, error code, ...) into `stats`. */
+export function countOutcomes(stats: Map<string, number>, result: StepResult) {
+  for (const o of [result.outcome, ...result.inner]) {
+    const kind = o.ok
+      ? o.value === null
+        ? 'null'
+        : Array.isArray(o.value)
+          ? o.value.length > 1
+            ? 'rows>1'
+            : `rows=${o.value.length}`
+          : typeof o.value === 'object'
+            ? 'row'
+            : String(typeof o.value)
+      : `error ${(o.error as any)?.code ?? (o.error === FN_ERROR ? 'fn' : 'no-code')}`
+    stats.set(kind, (stats.get(kind) ?? 0) + 1)
+  }
+}
