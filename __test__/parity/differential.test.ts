@@ -11,23 +11,13 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type Call, CallGenerator, KNOWN_MISMATCHES, type KnownMismatch } from './generator'
+import { type Call, CallGenerator } from './generator'
 import { canon, createTables, diffDumps, dumpTables, methodNames, openNative, openPrisma, removeDir, tempDir } from './harness'
 import { parseSchema } from './prisma-schema'
-import { countOutcomes, describeCall, describeStep, type Mismatch, runStep, stepKey } from './steps'
+import { countOutcomes, paritySettings, describeCall, describeStep, type Mismatch, runStep, stepKey } from './steps'
 
 const env = process.env
-const CALLS = Number(env.PARITY_CALLS ?? 2000)
-// PARITY_INCLUDE_KNOWN: "all", or a comma list of KNOWN_MISMATCHES (generator.ts).
-const INCLUDE = new Set(
-  (env.PARITY_INCLUDE_KNOWN === 'all' || env.PARITY_INCLUDE_KNOWN === '1' ? KNOWN_MISMATCHES.join(',') : env.PARITY_INCLUDE_KNOWN ?? '')
-    .split(',')
-    .filter(Boolean),
-) as Set<KnownMismatch>
-for (const k of INCLUDE) if (!KNOWN_MISMATCHES.includes(k)) throw new Error(`PARITY_INCLUDE_KNOWN: unknown '${k}'; known: ${KNOWN_MISMATCHES.join(', ')}`)
-const SEEDS: number[] = env.PARITY_SEED_LIST
-  ? env.PARITY_SEED_LIST.split(',').map((s) => Number(s.trim()))
-  : Array.from({ length: Number(env.PARITY_SEEDS ?? 3) }, (_, i) => Number(env.PARITY_SEED_START ?? 1) + i)
+const { CALLS, INCLUDE, SEEDS } = paritySettings(3)
 const MAX_REPORTED = 15
 
 const schema = parseSchema(fs.readFileSync(path.resolve(__dirname, '../../schema.prisma'), 'utf8'))

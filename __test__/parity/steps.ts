@@ -1,7 +1,7 @@
 // One step of a differential sequence (a call, or a transaction of calls) run on one adapter,
 // and how two sides' step results are compared and described. Shared by differential.test.ts
 // (SQLite) and differential-servers.test.ts (PostgreSQL, MySQL/MariaDB).
-import type { Call } from './generator'
+import { type Call, KNOWN_MISMATCHES, type KnownMismatch } from './generator'
 import { type Adapter, describeOutcome, invoke, type Outcome, outcomeKey, show } from './harness'
 
 /** What one side did for one step: the step's outcome and, for a transaction, each inner call's. */
@@ -80,4 +80,22 @@ export function countOutcomes(stats: Map<string, number>, result: StepResult) {
       : `error ${(o.error as any)?.code ?? (o.error === FN_ERROR ? 'fn' : 'no-code')}`
     stats.set(kind, (stats.get(kind) ?? 0) + 1)
   }
+}
+
+/**
+ * The run's settings from the environment (scripts/parity.mjs sets them): PARITY_CALLS,
+ * PARITY_SEED_LIST or PARITY_SEEDS (default `defaultSeeds`) from PARITY_SEED_START, and
+ * PARITY_INCLUDE_KNOWN ("all", or a comma list of KNOWN_MISMATCHES in generator.ts).
+ */
+export function paritySettings(defaultSeeds: number) {
+  const env = process.env
+  const known = env.PARITY_INCLUDE_KNOWN === 'all' || env.PARITY_INCLUDE_KNOWN === '1' ? KNOWN_MISMATCHES.join(',') : env.PARITY_INCLUDE_KNOWN ?? ''
+  const INCLUDE = new Set(known.split(',').filter(Boolean)) as Set<KnownMismatch>
+  for (const k of INCLUDE) {
+    if (!KNOWN_MISMATCHES.includes(k)) throw new Error(`PARITY_INCLUDE_KNOWN: unknown '${k}'; known: ${KNOWN_MISMATCHES.join(', ')}`)
+  }
+  const SEEDS: number[] = env.PARITY_SEED_LIST
+    ? env.PARITY_SEED_LIST.split(',').map((s) => Number(s.trim()))
+    : Array.from({ length: Number(env.PARITY_SEEDS ?? defaultSeeds) }, (_, i) => Number(env.PARITY_SEED_START ?? 1) + i)
+  return { CALLS: Number(env.PARITY_CALLS ?? 2000), INCLUDE, SEEDS }
 }
