@@ -140,43 +140,9 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
     };
     match err {
         sqlx::Error::Database(db) => {
-            if db.kind() == sqlx::error::ErrorKind::UniqueViolation {
-                if let Some(ctx) = ctx {
-                    let fields = unique_fields_from_message(ctx.model, db.message());
-                    return KavachError::unique_violation(&ctx.model.name, fields);
-                }
-            }
+            let unique = db.kind() == sqlx::error::ErrorKind::UniqueViolation;
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            match code.as_str() {
-                // SQLITE_BUSY and its extended codes.
-                "5" | "261" | "517" | "773" => known(
-                    "P1008",
-                    format!("Operations timed out: the database is locked ({})", db.message()),
-                ),
-                // PostgreSQL serialization failure / deadlock; MySQL deadlock / lock wait.
-                "40001" | "40P01" | "1213" | "1205" => known(
-                    "P2034",
-                    format!(
-                        "Transaction failed due to a write conflict or a deadlock. Please retry your transaction ({})",
-                        db.message()
-                    ),
-                ),
-                // PostgreSQL / MySQL: a string longer than its column (VARCHAR(191)).
-                "22001" | "1406" => known(
-                    "P2000",
-                    format!("The provided value for the column is too long for the column's type: {}", db.message()),
-                ),
-                // A value does not fit its column (PostgreSQL numeric range, MySQL out of range).
-                "22003" | "1264" => known(
-                    "P2020",
-                    format!("Value out of range for the type: {}", db.message()),
-                ),
-                // PostgreSQL: the server ended this session (admin command, shutdown).
-                "57P01" | "57P02" | "57P03" => connection_lost(db.message()),
-                // MySQL: server gone away / lost connection.
-                "2006" | "2013" => connection_lost(db.message()),
-                _ => KavachError::database(format!("Database error: {}", db.message())),
-            }
+            map_database_error(&code, db.message(), unique, ctx)
         }
         sqlx::Error::PoolTimedOut => known(
             "P2024",
@@ -188,6 +154,56 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
         sqlx::Error::Io(e) => connection_lost(&e.to_string()),
         sqlx::Error::Protocol(e) => connection_lost(&e),
         other => KavachError::database(format!("Database error: {other}")),
+    }
+}
+
+/// Maps an error the database reported (its code as text: SQLite's extended result
+/// code, PostgreSQL's SQLSTATE, MySQL's error number) to Prisma's shape.
+pub fn map_database_error(
+    code: &str,
+    message: &str,
+    unique: bool,
+    ctx: Option<&ErrorContext>,
+) -> KavachError {
+    let known = |code: &'static str, message: String| KavachError {
+        kind: ErrorKind::Known(code),
+        message,
+        meta: Meta::default(),
+    };
+    if unique {
+        if let Some(ctx) = ctx {
+            let fields = unique_fields_from_message(ctx.model, message);
+            return KavachError::unique_violation(&ctx.model.name, fields);
+        }
+    }
+    match code {
+        // SQLITE_BUSY and its extended codes.
+        "5" | "261" | "517" | "773" => known(
+            "P1008",
+            format!("Operations timed out: the database is locked ({message})"),
+        ),
+        // PostgreSQL serialization failure / deadlock; MySQL deadlock / lock wait.
+        "40001" | "40P01" | "1213" | "1205" => known(
+            "P2034",
+            format!(
+                "Transaction failed due to a write conflict or a deadlock. Please retry your transaction ({message})"
+            ),
+        ),
+        // PostgreSQL / MySQL: a string longer than its column (VARCHAR(191)).
+        "22001" | "1406" => known(
+            "P2000",
+            format!("The provided value for the column is too long for the column's type: {message}"),
+        ),
+        // A value does not fit its column (PostgreSQL numeric range, MySQL out of range).
+        "22003" | "1264" => known(
+            "P2020",
+            format!("Value out of range for the type: {message}"),
+        ),
+        // PostgreSQL: the server ended this session (admin command, shutdown).
+        "57P01" | "57P02" | "57P03" => connection_lost(message),
+        // MySQL: server gone away / lost connection.
+        "2006" | "2013" => connection_lost(message),
+        _ => KavachError::database(format!("Database error: {message}")),
     }
 }
 

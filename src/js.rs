@@ -5,7 +5,7 @@
 use std::ffi::c_char;
 use std::ptr;
 
-use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, Unknown, ValidateNapiValue};
+use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{sys, ValueType};
 
 use crate::db::{Outcome, Record};
@@ -349,40 +349,44 @@ unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi
     Ok(out)
 }
 
-/// The settled value of an adapter call: resolves with the result or rejects with the
-/// Prisma-shaped error object.
-pub struct Reply(pub Result<Outcome, KavachError>);
-
-impl From<Result<Outcome, KavachError>> for Reply {
-    fn from(result: Result<Outcome, KavachError>) -> Self {
-        Reply(result)
+/// The JS value of a call's result.
+unsafe fn outcome(env: sys::napi_env, outcome: &Outcome) -> napi::Result<sys::napi_value> {
+    match outcome {
+        Outcome::Nothing => undefined(env),
+        Outcome::Null => null(env),
+        Outcome::Count(n) => number(env, *n as f64),
+        Outcome::Record(r) => record(env, r),
+        Outcome::Records(rs) => array(env, rs, |r| record(env, r)),
+        Outcome::Strings(items) => array(env, items, |s| string(env, s)),
     }
 }
 
-impl TypeName for Reply {
-    fn type_name() -> &'static str {
-        "unknown"
-    }
-    fn value_type() -> ValueType {
-        ValueType::Unknown
-    }
-}
-
-impl ToNapiValue for Reply {
-    unsafe fn to_napi_value(env: sys::napi_env, reply: Self) -> napi::Result<sys::napi_value> {
-        match reply.0 {
-            Ok(Outcome::Nothing) => undefined(env),
-            Ok(Outcome::Null) => null(env),
-            Ok(Outcome::Count(n)) => number(env, n as f64),
-            Ok(Outcome::Record(r)) => record(env, &r),
-            Ok(Outcome::Records(rs)) => array(env, &rs, |r| record(env, r)),
-            Ok(Outcome::Strings(items)) => array(env, &items, |s| string(env, s)),
-            Err(err) => {
-                let js_error = error(env, &err)?;
-                Err(napi::Error::from(Unknown::from_raw_unchecked(
-                    env, js_error,
-                )))
+/// Resolves `deferred` with the result, or rejects it with the Prisma-shaped error.
+pub unsafe fn settle(
+    env: sys::napi_env,
+    deferred: sys::napi_deferred,
+    result: Result<Outcome, KavachError>,
+) {
+    let settled = match &result {
+        Ok(value) => outcome(env, value).map(|v| (true, v)),
+        Err(err) => error(env, err).map(|v| (false, v)),
+    };
+    let (resolve, value) = match settled {
+        Ok(settled) => settled,
+        Err(failure) => {
+            let fallback = KavachError::database(format!(
+                "Could not convert the result to JS: {}",
+                failure.reason
+            ));
+            match error(env, &fallback) {
+                Ok(value) => (false, value),
+                Err(_) => (false, ptr::null_mut()),
             }
         }
+    };
+    if resolve {
+        sys::napi_resolve_deferred(env, deferred, value);
+    } else {
+        sys::napi_reject_deferred(env, deferred, value);
     }
 }

@@ -6,6 +6,7 @@
 
 #![deny(clippy::all)]
 
+mod completion;
 pub mod config;
 pub mod db;
 pub mod dialect;
@@ -19,14 +20,15 @@ pub mod value;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::PromiseRaw;
+use napi::bindgen_prelude::Unknown;
 use napi::{Env, Status};
 use napi_derive::napi;
 use tokio::sync::OnceCell;
 
-use crate::db::{Adapter, Outcome, Transaction};
+use crate::completion::Completer;
+use crate::db::{Adapter, Deliver, Outcome, Transaction};
 use crate::error::KavachError;
-use crate::js::{JsArgs, Reply};
+use crate::js::JsArgs;
 use crate::methods::{Method, METHODS};
 
 #[napi(object, object_to_js = false)]
@@ -47,24 +49,33 @@ fn method(index: u32) -> Result<&'static Method, KavachError> {
 /// Runs `work` on the shared tokio runtime and returns its promise. Every future owns
 /// what it uses (cloned `Arc`s): none may borrow the JS object, which a terminating
 /// worker thread can free while the future is still running.
-fn spawn<F>(env: &Env, work: F) -> napi::Result<PromiseRaw<'_, Reply>>
+fn spawn<'env, F>(
+    env: &'env Env,
+    completer: &Arc<Completer>,
+    work: F,
+) -> napi::Result<Unknown<'env>>
 where
     F: std::future::Future<Output = Result<Outcome, KavachError>> + Send + 'static,
 {
-    env.spawn_future(async move { Ok(Reply(work.await)) })
+    let (reply, promise) = completer.promise(env.raw())?;
+    db::runtime().spawn(async move {
+        Box::new(reply).deliver(work.await);
+    });
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
 }
 
 /// One adapter: a database and its connections.
 #[napi]
 pub struct NativeAdapter {
     inner: Arc<Adapter>,
+    completer: Arc<Completer>,
 }
 
 #[napi]
 impl NativeAdapter {
     /// Checks the URL and options at once; connects on first use.
     #[napi(constructor)]
-    pub fn new(url: String, options: Option<AdapterOptions>) -> napi::Result<Self> {
+    pub fn new(env: Env, url: String, options: Option<AdapterOptions>) -> napi::Result<Self> {
         let options = options.unwrap_or(AdapterOptions {
             skip_migrations: None,
             timestamp_format: None,
@@ -86,6 +97,7 @@ impl NativeAdapter {
             config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
+            completer: Completer::new(env.raw())?,
         })
     }
 
@@ -98,11 +110,15 @@ impl NativeAdapter {
         env: &'env Env,
         method_index: u32,
         args: JsArgs,
-    ) -> napi::Result<PromiseRaw<'env, Reply>> {
-        let adapter = Arc::clone(&self.inner);
-        spawn(env, async move {
-            adapter.call(method(method_index)?, args.0).await
-        })
+    ) -> napi::Result<Unknown<'env>> {
+        let (reply, promise) = self.completer.promise(env.raw())?;
+        match method(method_index) {
+            Ok(method) => self.inner.dispatch(method, args.0, Box::new(reply)),
+            Err(err) => {
+                Box::new(reply).deliver(Err(err));
+            }
+        }
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
     }
 
     /// A transaction handle; `begin()` on it starts the database transaction.
@@ -115,6 +131,7 @@ impl NativeAdapter {
     ) -> NativeTransaction {
         NativeTransaction {
             adapter: Arc::clone(&self.inner),
+            completer: Arc::clone(&self.completer),
             timeout: Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0),
             max_wait: Duration::from_secs_f64(max_wait_ms.max(0.0) / 1000.0),
             isolation_level,
@@ -125,17 +142,17 @@ impl NativeAdapter {
     /// Connects now (creating missing tables unless `skipMigrations`) and resolves with
     /// the names of the tables this adapter created.
     #[napi(ts_return_type = "Promise<string[]>")]
-    pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let adapter = Arc::clone(&self.inner);
-        spawn(env, async move {
+        spawn(env, &self.completer, async move {
             adapter.created_tables().await.map(Outcome::Strings)
         })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let adapter = Arc::clone(&self.inner);
-        spawn(env, async move {
+        spawn(env, &self.completer, async move {
             adapter.close().await;
             Ok(Outcome::Nothing)
         })
@@ -147,6 +164,7 @@ impl NativeAdapter {
 #[napi]
 pub struct NativeTransaction {
     adapter: Arc<Adapter>,
+    completer: Arc<Completer>,
     timeout: Duration,
     max_wait: Duration,
     isolation_level: Option<String>,
@@ -162,11 +180,11 @@ fn started(cell: &OnceCell<Arc<Transaction>>) -> Result<Arc<Transaction>, Kavach
 #[napi]
 impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn begin<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    pub fn begin<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
         let (timeout, max_wait) = (self.timeout, self.max_wait);
         let isolation = self.isolation_level.clone();
-        spawn(env, async move {
+        spawn(env, &self.completer, async move {
             let tx = adapter
                 .begin(timeout, max_wait, isolation.as_deref())
                 .await?;
@@ -185,25 +203,29 @@ impl NativeTransaction {
         env: &'env Env,
         method_index: u32,
         args: JsArgs,
-    ) -> napi::Result<PromiseRaw<'env, Reply>> {
-        let cell = Arc::clone(&self.tx);
-        spawn(env, async move {
-            started(&cell)?.call(method(method_index)?, args.0).await
-        })
+    ) -> napi::Result<Unknown<'env>> {
+        let (reply, promise) = self.completer.promise(env.raw())?;
+        match started(&self.tx).and_then(|tx| Ok((tx, method(method_index)?))) {
+            Ok((tx, method)) => tx.dispatch(method, args.0, Box::new(reply)),
+            Err(err) => {
+                Box::new(reply).deliver(Err(err));
+            }
+        }
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn commit<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    pub fn commit<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let cell = Arc::clone(&self.tx);
-        spawn(env, async move {
+        spawn(env, &self.completer, async move {
             started(&cell)?.commit().await.map(|_| Outcome::Nothing)
         })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn rollback<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Reply>> {
+    pub fn rollback<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let cell = Arc::clone(&self.tx);
-        spawn(env, async move {
+        spawn(env, &self.completer, async move {
             started(&cell)?.rollback().await.map(|_| Outcome::Nothing)
         })
     }
@@ -270,22 +292,4 @@ pub fn schema_json() -> String {
         })
         .collect();
     serde_json::Value::Array(models).to_string()
-}
-
-/// The one tokio runtime every adapter shares (napi's own, configured here). Workers:
-/// `KAVACH_NATIVE_WORKERS`, else one per core.
-#[napi_derive::module_init]
-fn init_runtime() {
-    let workers = std::env::var("KAVACH_NATIVE_WORKERS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    if let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
-        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
-    }
 }

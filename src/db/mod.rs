@@ -1,23 +1,26 @@
-//! Running plans: connections per provider (`sqlite.rs`, `postgres.rs`, `mysql.rs`, each
-//! with the same parts: connect, bind, decode, schema creation), lazy connection and
-//! schema creation on first use, retries on lost connections, and interactive
-//! transactions. Everything here is provider-neutral.
+//! Running plans: connections per provider (`sqlite.rs` with its executor threads,
+//! `postgres.rs`, `mysql.rs`, each with the same parts: connect, bind, decode, schema
+//! creation), lazy connection and schema creation on first use, retries on lost
+//! connections, and interactive transactions. Everything here is provider-neutral.
 
 mod mysql;
 mod pool;
 mod postgres;
 mod sqlite;
+mod sqlite_conn;
+mod sqlite_executor;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
 
 use pool::{Pool, Pooled};
-use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
+use sqlite_conn::RawConnection;
+use sqlite_executor::Executor;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::config::{Config, Server, Target};
 use crate::dialect::Dialect;
@@ -45,71 +48,113 @@ pub enum Outcome {
     Strings(Vec<String>),
 }
 
-type SqliteWriter = Arc<Mutex<Option<SqliteConnection>>>;
+/// Where a call's result goes: a JS promise, or a task awaiting it.
+pub trait Deliver: Send {
+    /// Hands the result over; false when nobody takes it any more.
+    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool;
+
+    /// Has the receiver stopped waiting?
+    fn abandoned(&self) -> bool {
+        false
+    }
+}
+
+pub type Reply = Box<dyn Deliver>;
+
+/// The tokio runtime every adapter shares. Workers: `KAVACH_NATIVE_WORKERS`, else one
+/// per core.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+        let workers = std::env::var("KAVACH_NATIVE_WORKERS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("kavach-tokio")
+            .enable_all()
+            .build()
+            .expect("cannot start the tokio runtime")
+    });
+    &RUNTIME
+}
 
 enum Backend {
-    /// One writer connection (every write and transaction queue on it, so writers in
-    /// this process never fight over SQLite's lock) and, for files, a read pool.
-    Sqlite {
-        writer: SqliteWriter,
-        readers: Option<Pool<SqliteConnection>>,
-        formats: Arc<sqlite::DateFormats>,
-    },
+    /// A writer thread (every write and transaction queue on it, so writers in this
+    /// process never fight over SQLite's lock) and, for files, reader threads.
+    Sqlite(Executor),
     Postgres(Pool<PgConnection>, Server),
     Mysql(Pool<MySqlConnection>, Server),
 }
 
-/// A connection held for one call or one transaction.
-enum Lease {
-    SqliteWriter(
-        OwnedMutexGuard<Option<SqliteConnection>>,
-        Arc<sqlite::DateFormats>,
-    ),
-    SqliteReader(Pooled<SqliteConnection>, Arc<sqlite::DateFormats>),
+/// A pooled server connection, held for one call or one transaction.
+enum ServerLease {
     Postgres(Pooled<PgConnection>),
     Mysql(Pooled<MySqlConnection>),
 }
 
+/// What a transaction runs on: its place on the SQLite writer, or a server connection.
+enum Lease {
+    Sqlite { executor: Executor, tx: u64 },
+    Server(ServerLease),
+}
+
 /// A connection of any provider, for running statements.
 enum Conn<'a> {
-    Sqlite(&'a mut SqliteConnection, &'a sqlite::DateFormats),
+    Sqlite(&'a mut RawConnection),
     Postgres(&'a mut PgConnection),
     Mysql(&'a mut MySqlConnection),
 }
 
-impl Lease {
-    fn conn(&mut self) -> Result<Conn<'_>> {
-        Ok(match self {
-            Lease::SqliteWriter(guard, formats) => {
-                Conn::Sqlite(guard.as_mut().ok_or_else(closed_error)?, formats)
-            }
-            Lease::SqliteReader(conn, formats) => Conn::Sqlite(conn, formats),
-            Lease::Postgres(conn) => Conn::Postgres(conn),
-            Lease::Mysql(conn) => Conn::Mysql(conn),
-        })
+impl ServerLease {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            ServerLease::Postgres(conn) => Conn::Postgres(conn),
+            ServerLease::Mysql(conn) => Conn::Mysql(conn),
+        }
     }
 
     /// Keeps a broken connection out of the pool.
     fn discard(&mut self) {
         match self {
-            Lease::Postgres(conn) => conn.discard(),
-            Lease::Mysql(conn) => conn.discard(),
-            Lease::SqliteReader(conn, _) => conn.discard(),
-            Lease::SqliteWriter(..) => {}
+            ServerLease::Postgres(conn) => conn.discard(),
+            ServerLease::Mysql(conn) => conn.discard(),
+        }
+    }
+}
+
+impl Lease {
+    async fn run(&mut self, plan: Plan) -> Result<Outcome> {
+        match self {
+            Lease::Sqlite { executor, tx } => executor.run_in(*tx, plan).await,
+            Lease::Server(server) => run_plan(&mut server.conn(), &plan).await,
+        }
+    }
+
+    /// Transaction control: BEGIN (servers), COMMIT, ROLLBACK.
+    async fn raw(&mut self, sql: &'static str) -> Result<()> {
+        match self {
+            Lease::Sqlite { executor, tx } => executor.end(*tx, sql).await,
+            Lease::Server(server) => server.conn().raw(sql).await,
+        }
+    }
+
+    fn discard(&mut self) {
+        if let Lease::Server(server) = self {
+            server.discard();
         }
     }
 }
 
 impl Conn<'_> {
-    async fn execute(
-        &mut self,
-        statement: &Statement,
-        model: &Model,
-    ) -> std::result::Result<u64, sqlx::Error> {
+    async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
+        let ctx = ErrorContext { model };
+        let map = |e| map_sqlx_error(e, Some(&ctx));
         match self {
-            Conn::Sqlite(c, formats) => sqlite::execute(c, formats, statement, model).await,
-            Conn::Postgres(c) => postgres::execute(c, statement).await,
-            Conn::Mysql(c) => mysql::execute(c, statement).await,
+            Conn::Sqlite(c) => c.execute(statement, model),
+            Conn::Postgres(c) => postgres::execute(c, statement).await.map_err(map),
+            Conn::Mysql(c) => mysql::execute(c, statement).await.map_err(map),
         }
     }
 
@@ -117,7 +162,7 @@ impl Conn<'_> {
         let ctx = ErrorContext { model };
         let map = |e| map_sqlx_error(e, Some(&ctx));
         match self {
-            Conn::Sqlite(c, formats) => sqlite::fetch(c, formats, statement, model, map).await,
+            Conn::Sqlite(c) => c.fetch(statement, model),
             Conn::Postgres(c) => postgres::fetch(c, statement, model, map).await,
             Conn::Mysql(c) => mysql::fetch(c, statement, model, map).await,
         }
@@ -127,7 +172,7 @@ impl Conn<'_> {
     async fn raw(&mut self, sql: &str) -> Result<()> {
         use sqlx::Executor;
         let result = match self {
-            Conn::Sqlite(c, _) => c.execute(sql).await.map(drop),
+            Conn::Sqlite(c) => return c.raw(sql),
             Conn::Postgres(c) => c.execute(sql).await.map(drop),
             Conn::Mysql(c) => c.execute(sql).await.map(drop),
         };
@@ -135,11 +180,19 @@ impl Conn<'_> {
     }
 }
 
+/// A call waiting for its adapter to connect.
+type EarlyCall = (&'static Method, Vec<JsValue>, Reply);
+
 pub struct Adapter {
     config: Config,
     dialect: Dialect,
     /// The connections, and the tables the first connection created.
     backend: OnceCell<(Backend, Vec<String>)>,
+    /// SQLite calls made before the connection was up, kept in the order they were made
+    /// so that they reach the executor in that order.
+    early_calls: std::sync::Mutex<Vec<EarlyCall>>,
+    /// SQLite is connected and every early call went to the executor.
+    flushed: AtomicBool,
     closed: AtomicBool,
 }
 
@@ -174,6 +227,8 @@ impl Adapter {
             config,
             dialect,
             backend: OnceCell::new(),
+            early_calls: std::sync::Mutex::new(Vec::new()),
+            flushed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
     }
@@ -200,18 +255,8 @@ impl Adapter {
         let migrate = !self.config.skip_migrations;
         Ok(match &self.config.target {
             Target::Memory | Target::File(_) => {
-                let (writer, readers, formats, created) =
-                    sqlite::connect(&self.config, migrate).await?;
-                let writer = Arc::new(Mutex::new(Some(writer)));
-                let formats = Arc::new(formats);
-                (
-                    Backend::Sqlite {
-                        writer,
-                        readers,
-                        formats,
-                    },
-                    created,
-                )
+                let (executor, created) = sqlite::connect(&self.config, migrate).await?;
+                (Backend::Sqlite(executor), created)
             }
             Target::Postgres(server) => {
                 reachable(server, postgres::probe(server)).await?;
@@ -226,35 +271,17 @@ impl Adapter {
         })
     }
 
-    /// A connection for one call: the SQLite writer for writes (and for in-memory
-    /// databases), otherwise one from a pool.
-    async fn lease(&self, writes: bool) -> Result<Lease> {
-        match self.backend().await? {
-            Backend::Sqlite {
-                writer,
-                readers,
-                formats,
-            } => match (readers, writes) {
-                (Some(readers), false) => Ok(Lease::SqliteReader(
-                    readers
-                        .acquire()
-                        .await
-                        .map_err(|e| map_sqlx_error(e, None))?,
-                    Arc::clone(formats),
-                )),
-                _ => Ok(Lease::SqliteWriter(
-                    writer.clone().lock_owned().await,
-                    Arc::clone(formats),
-                )),
-            },
-            // An empty pool must connect first: a server that refuses is reported at
-            // once (the pool itself would retry until pool_timeout).
+    /// A pooled connection of a server backend. An empty pool must connect first: a
+    /// server that refuses is reported at once (the pool itself would retry until
+    /// pool_timeout).
+    async fn server_lease(&self, backend: &Backend) -> Result<ServerLease> {
+        match backend {
             Backend::Postgres(pool, server) => {
                 if pool.open() == 0 {
                     reachable(server, postgres::probe(server)).await?;
                 }
                 match pool.acquire().await {
-                    Ok(conn) => Ok(Lease::Postgres(conn)),
+                    Ok(conn) => Ok(ServerLease::Postgres(conn)),
                     Err(e) => Err(acquire_error(e, server, postgres::probe(server)).await),
                 }
             }
@@ -263,10 +290,11 @@ impl Adapter {
                     reachable(server, mysql::probe(server)).await?;
                 }
                 match pool.acquire().await {
-                    Ok(conn) => Ok(Lease::Mysql(conn)),
+                    Ok(conn) => Ok(ServerLease::Mysql(conn)),
                     Err(e) => Err(acquire_error(e, server, mysql::probe(server)).await),
                 }
             }
+            Backend::Sqlite(_) => unreachable!("SQLite runs on its executor threads"),
         }
     }
 
@@ -277,14 +305,73 @@ impl Adapter {
         }
     }
 
+    /// Starts one method call from the JS thread. On SQLite it goes straight to an
+    /// executor thread (queued in call order until the first connection is up); on a
+    /// server it runs as a task on the runtime.
+    pub fn dispatch(self: &Arc<Self>, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
+        if self.closed.load(Ordering::Acquire) {
+            reply.deliver(Err(closed_error()));
+            return;
+        }
+        if self.dialect != Dialect::Sqlite {
+            let adapter = Arc::clone(self);
+            runtime().spawn(async move {
+                reply.deliver(adapter.call(method, args).await);
+            });
+            return;
+        }
+        if self.flushed.load(Ordering::Acquire) {
+            if let Some((Backend::Sqlite(executor), _)) = self.backend.get() {
+                executor.submit(method, args, reply);
+                return;
+            }
+        }
+        let mut early = self.early_calls.lock().unwrap_or_else(|e| e.into_inner());
+        if self.flushed.load(Ordering::Acquire) {
+            drop(early);
+            return self.dispatch(method, args, reply);
+        }
+        early.push((method, args, reply));
+        if early.len() == 1 {
+            let adapter = Arc::clone(self);
+            runtime().spawn(async move { adapter.flush_early_calls().await });
+        }
+    }
+
+    /// Connects, then hands the calls made meanwhile to the executor in order (or
+    /// answers each with the connection error).
+    async fn flush_early_calls(&self) {
+        let connected = self.backend().await.map(drop);
+        let mut early = self.early_calls.lock().unwrap_or_else(|e| e.into_inner());
+        let calls = std::mem::take(&mut *early);
+        match (connected, self.backend.get()) {
+            (Ok(()), Some((Backend::Sqlite(executor), _))) => {
+                for (method, args, reply) in calls {
+                    executor.submit(method, args, reply);
+                }
+                self.flushed.store(true, Ordering::Release);
+            }
+            (Err(err), _) => {
+                for (_, _, reply) in calls {
+                    reply.deliver(Err(err.clone()));
+                }
+            }
+            (Ok(()), _) => unreachable!("only SQLite adapters queue early calls"),
+        }
+    }
+
     /// Runs one method outside any transaction. A call that finds its pooled connection
     /// dead (server restart, terminated backend) runs again on a fresh one.
     pub async fn call(&self, method: &'static Method, args: Vec<JsValue>) -> Result<Outcome> {
         let plan = plan(method, &args, self.dialect)?;
+        let backend = self.backend().await?;
+        if let Backend::Sqlite(executor) = backend {
+            return executor.run_plan(plan).await;
+        }
         let mut attempt = 1;
         loop {
-            let mut lease = self.lease(plan.writes).await?;
-            match run_atomically(&mut lease.conn()?, &plan).await {
+            let mut lease = self.server_lease(backend).await?;
+            match run_atomically(&mut lease.conn(), &plan).await {
                 Err(err) if is_connection_lost(&err) && attempt < self.max_attempts() => {
                     lease.discard();
                     attempt += 1;
@@ -304,20 +391,22 @@ impl Adapter {
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         match self.backend.get().map(|(backend, _)| backend) {
-            Some(Backend::Sqlite {
-                writer, readers, ..
-            }) => {
-                if let Some(readers) = readers {
-                    readers.close();
-                }
-                if let Some(conn) = writer.lock().await.take() {
-                    use sqlx::Connection;
-                    let _ = conn.close().await;
-                }
-            }
+            Some(Backend::Sqlite(executor)) => executor.close().await,
             Some(Backend::Postgres(pool, _)) => pool.close(),
             Some(Backend::Mysql(pool, _)) => pool.close(),
             None => {}
+        }
+    }
+
+    /// What a transaction runs on, within `max_wait`: SQLite waits for the writer to be
+    /// free and begins there; servers wait for a pooled connection.
+    async fn transaction_lease(&self) -> Result<Lease> {
+        match self.backend().await? {
+            Backend::Sqlite(executor) => Ok(Lease::Sqlite {
+                tx: executor.begin().await?,
+                executor: executor.clone(),
+            }),
+            server => Ok(Lease::Server(self.server_lease(server).await?)),
         }
     }
 
@@ -330,7 +419,7 @@ impl Adapter {
         isolation: Option<&str>,
     ) -> Result<Arc<Transaction>> {
         let begin_sql = begin_statements(self.dialect, isolation)?;
-        let mut lease = tokio::time::timeout(max_wait, self.lease(true))
+        let mut lease = tokio::time::timeout(max_wait, self.transaction_lease())
             .await
             .map_err(|_| {
                 KavachError::transaction(format!(
@@ -338,8 +427,10 @@ impl Adapter {
                     max_wait.as_millis()
                 ))
             })??;
-        for sql in begin_sql {
-            lease.conn()?.raw(sql).await?;
+        if let Lease::Server(server) = &mut lease {
+            for sql in begin_sql {
+                server.conn().raw(sql).await?;
+            }
         }
         let tx = Arc::new(Transaction {
             state: Mutex::new(TxState::Open(lease)),
@@ -442,11 +533,26 @@ impl Transaction {
         KavachError::transaction(detail)
     }
 
+    /// Starts a call from the JS thread: on SQLite it joins the writer's queue at once
+    /// (calls queued before a commit or rollback run before it, in the transaction).
+    pub fn dispatch(self: &Arc<Self>, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
+        if let Ok(state) = self.state.try_lock() {
+            if let TxState::Open(Lease::Sqlite { executor, tx }) = &*state {
+                executor.submit_in(*tx, method, args, reply);
+                return;
+            }
+        }
+        let tx = Arc::clone(self);
+        runtime().spawn(async move {
+            reply.deliver(tx.call(method, args).await);
+        });
+    }
+
     pub async fn call(&self, method: &'static Method, args: Vec<JsValue>) -> Result<Outcome> {
         let plan = plan(method, &args, self.dialect)?;
         let mut state = self.state.lock().await;
         match &mut *state {
-            TxState::Open(lease) => run_plan(&mut lease.conn()?, &plan).await,
+            TxState::Open(lease) => lease.run(plan).await,
             closed => Err(self.closed(closed, "query")),
         }
     }
@@ -458,7 +564,7 @@ impl Transaction {
     }
 
     /// Ends the transaction, releasing its connection.
-    async fn finish(&self, sql: &str) -> Result<()> {
+    async fn finish(&self, sql: &'static str) -> Result<()> {
         let mut state = self.state.lock().await;
         let TxState::Open(lease) = &mut *state else {
             return match sql {
@@ -467,11 +573,10 @@ impl Transaction {
             };
         };
         self.stop_expiry();
-        let mut conn = lease.conn()?;
-        let result = conn.raw(sql).await;
+        let result = lease.raw(sql).await;
         if result.is_err() && sql == "COMMIT" {
             // A refused COMMIT (e.g. SQLITE_BUSY) leaves the transaction open.
-            let _ = conn.raw("ROLLBACK").await;
+            let _ = lease.raw("ROLLBACK").await;
         }
         if result.is_err() {
             lease.discard();
@@ -494,10 +599,8 @@ impl Transaction {
     async fn expire(&self) {
         let mut state = self.state.lock().await;
         if let TxState::Open(lease) = &mut *state {
-            if let Ok(mut conn) = lease.conn() {
-                if conn.raw("ROLLBACK").await.is_err() {
-                    lease.discard();
-                }
+            if lease.raw("ROLLBACK").await.is_err() {
+                lease.discard();
             }
             *state = TxState::Expired {
                 elapsed: self.started.elapsed(),
@@ -524,12 +627,8 @@ async fn run_atomically(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
 
 async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
     let model = plan.model;
-    let ctx = ErrorContext { model };
     if let Some(write) = &plan.before {
-        let affected = conn
-            .execute(write, model)
-            .await
-            .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
+        let affected = conn.execute(write, model).await?;
         if let (Expect::AfterWrite { missing }, 0) = (plan.expect, affected) {
             return match missing {
                 Some(operation) => Err(KavachError::record_not_found(&model.name, operation)),
@@ -539,20 +638,14 @@ async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
     }
     match plan.expect {
         Expect::Affected { returns } => {
-            let affected = conn
-                .execute(&plan.statement, model)
-                .await
-                .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
+            let affected = conn.execute(&plan.statement, model).await?;
             Ok(match returns {
                 Returns::Count => Outcome::Count(affected),
                 _ => Outcome::Nothing,
             })
         }
         Expect::AffectedOne { operation } => {
-            let affected = conn
-                .execute(&plan.statement, model)
-                .await
-                .map_err(|e| map_sqlx_error(e, Some(&ctx)))?;
+            let affected = conn.execute(&plan.statement, model).await?;
             if affected == 0 {
                 return Err(KavachError::record_not_found(&model.name, operation));
             }

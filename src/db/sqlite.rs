@@ -1,23 +1,19 @@
-//! SQLite: connection options, binding, decoding and schema creation. Dates are stored
-//! as Prisma 7 stores them (`2025-01-02T03:04:05.678+00:00` text); sqlx's own chrono
-//! codec is not used because its format differs.
+//! SQLite: connection options, schema creation and the date format of each column.
+//! Statements run in `sqlite_conn.rs`; dates are stored as Prisma 7 stores them
+//! (`2025-01-02T03:04:05.678+00:00` text), not in sqlx's own chrono format.
 
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
-    SqliteValueRef,
-};
-use sqlx::{Connection, Decode, Executor, Sqlite, TypeInfo, ValueRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Executor as _};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::pool::Pool;
-use super::{decode_error, decode_row, Record};
+use super::sqlite_executor::Executor;
 use crate::config::{Config, Target};
 use crate::dialect::Dialect;
 use crate::error::{map_sqlx_error, KavachError, Result};
-use crate::plan::Statement;
-use crate::schema::{Field, Model, ScalarType, SCHEMA};
-use crate::value::{format_iso_millis, parse_stored_date, TimestampFormat, Value};
+use crate::schema::{Model, ScalarType, SCHEMA};
+use crate::value::TimestampFormat;
 
 /// How each DateTime column of this database holds its dates.
 #[derive(Debug)]
@@ -28,7 +24,11 @@ pub(super) struct DateFormats {
 }
 
 impl DateFormats {
-    fn of(&self, model: &Model, field: usize) -> TimestampFormat {
+    pub(super) fn default(&self) -> TimestampFormat {
+        self.default
+    }
+
+    pub(super) fn of(&self, model: &Model, field: usize) -> TimestampFormat {
         if self.columns.is_empty() {
             return self.default;
         }
@@ -105,51 +105,51 @@ fn connect_options(config: &Config) -> SqliteConnectOptions {
             .journal_mode(SqliteJournalMode::Wal),
         _ => SqliteConnectOptions::new(),
     };
+    // A 16 MB page cache per connection, as better-sqlite3 (under Prisma 7) is built
+    // with; SQLite's own default of 2 MB re-reads a table of 10k agents on every scan.
     base.foreign_keys(true)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(config.busy_timeout)
+        .pragma("cache_size", "-16000")
 }
 
-/// Longest a read waits for a pooled connection.
-const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Opens the writer connection (creating missing tables) and, for a file, the read pool.
-/// Also returns the date format of every column and the tables it created.
-pub(super) async fn connect(
-    config: &Config,
-    migrate: bool,
-) -> Result<(
-    SqliteConnection,
-    Option<Pool<SqliteConnection>>,
-    DateFormats,
-    Vec<String>,
-)> {
+/// Opens the writer connection (creating missing tables) and, for a file, the reader
+/// connections, and starts a thread on each. Also returns the tables it created.
+pub(super) async fn connect(config: &Config, migrate: bool) -> Result<(Executor, Vec<String>)> {
     let options = connect_options(config);
+    let open_error = |e: sqlx::Error| {
+        let place = match &config.target {
+            Target::File(path) => format!("the SQLite database file {}", path.display()),
+            _ => "an in-memory SQLite database".to_string(),
+        };
+        KavachError::connection("P1003", format!("Cannot open {place}: {e}"))
+    };
     let mut writer = SqliteConnection::connect_with(&options)
         .await
-        .map_err(|e| {
-            let place = match &config.target {
-                Target::File(path) => format!("the SQLite database file {}", path.display()),
-                _ => "an in-memory SQLite database".to_string(),
-            };
-            KavachError::connection("P1003", format!("Cannot open {place}: {e}"))
-        })?;
+        .map_err(open_error)?;
     let created = match migrate {
         true => create_missing_tables(&mut writer).await?,
         false => Vec::new(),
     };
-    let readers = match config.target {
-        Target::File(_) => {
-            let options = options.read_only(true);
-            Some(Pool::new(config.read_connections, READ_WAIT, move || {
-                let options = options.clone();
-                async move { SqliteConnection::connect_with(&options).await }
-            }))
+    let mut readers = Vec::new();
+    if let Target::File(_) = config.target {
+        let options = options.read_only(true);
+        for _ in 0..config.read_connections {
+            readers.push(
+                SqliteConnection::connect_with(&options)
+                    .await
+                    .map_err(open_error)?,
+            );
         }
-        _ => None,
-    };
+    }
     let formats = detect_formats(&mut writer, config.timestamp_format, &created).await?;
-    Ok((writer, readers, formats, created))
+    let executor = Executor::start(
+        writer,
+        readers,
+        Arc::new(formats),
+        tokio::runtime::Handle::current(),
+    )?;
+    Ok((executor, created))
 }
 
 /// Creates the tables of every model that has none yet, with their indexes, in one
@@ -175,117 +175,4 @@ async fn create_missing_tables(conn: &mut SqliteConnection) -> Result<Vec<String
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     conn.execute(end).await.map_err(fail)?;
     result
-}
-
-fn query<'q>(
-    statement: &'q Statement,
-    model: &Model,
-    formats: &DateFormats,
-) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
-    let mut query = sqlx::query(&statement.sql);
-    for bound in &statement.params {
-        query = match &bound.value {
-            Value::Null => query.bind(None::<String>),
-            Value::Bool(b) => query.bind(i64::from(*b)),
-            Value::Int(i) => query.bind(*i),
-            Value::Text(s) | Value::JsonText(s) => query.bind(s.as_str()),
-            Value::DateTime(ms) => {
-                let format = bound
-                    .field
-                    .map_or(formats.default, |f| formats.of(model, f));
-                match format {
-                    TimestampFormat::Iso8601 => query.bind(format_iso_millis(*ms)),
-                    TimestampFormat::UnixMillis => query.bind(*ms),
-                    TimestampFormat::UnixSeconds => query.bind(ms.div_euclid(1000)),
-                }
-            }
-            Value::Json(json) => query.bind(json.to_string()),
-        };
-    }
-    query
-}
-
-pub(super) async fn execute(
-    conn: &mut SqliteConnection,
-    formats: &DateFormats,
-    statement: &Statement,
-    model: &Model,
-) -> std::result::Result<u64, sqlx::Error> {
-    Ok(query(statement, model, formats)
-        .execute(conn)
-        .await?
-        .rows_affected())
-}
-
-pub(super) async fn fetch(
-    conn: &mut SqliteConnection,
-    formats: &DateFormats,
-    statement: &Statement,
-    model: &'static Model,
-    map: impl Fn(sqlx::Error) -> KavachError,
-) -> Result<Vec<Record>> {
-    let rows = query(statement, model, formats)
-        .fetch_all(conn)
-        .await
-        .map_err(map)?;
-    rows.iter()
-        .map(|row| {
-            decode_row(model, row, |model, field, raw| {
-                let format = match field.ty {
-                    ScalarType::DateTime => formats.of(model, model.field(&field.name)),
-                    _ => formats.default,
-                };
-                decode_cell(model, field, raw, format)
-            })
-        })
-        .collect()
-}
-
-fn decode_cell(
-    model: &Model,
-    field: &Field,
-    raw: SqliteValueRef<'_>,
-    format: TimestampFormat,
-) -> Result<Value> {
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    let storage = raw.type_info().name().to_string();
-    let bad = |what: String| decode_error(model, field, what);
-    let text = |raw| <String as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()));
-    let int = |raw| <i64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()));
-    Ok(match field.ty {
-        ScalarType::String => Value::Text(text(raw)?),
-        ScalarType::Int => Value::Int(int(raw)?),
-        ScalarType::Boolean => Value::Bool(int(raw)? != 0),
-        ScalarType::DateTime => match storage.as_str() {
-            "INTEGER" => Value::DateTime(format.from_integer(int(raw)?)),
-            "REAL" => {
-                let n = <f64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()))?;
-                Value::DateTime(format.from_integer(n as i64))
-            }
-            _ => {
-                let s = text(raw)?;
-                Value::DateTime(
-                    parse_stored_date(&s).ok_or_else(|| bad(format!("'{s}' is not a date")))?,
-                )
-            }
-        },
-        // A JSONB column has NUMERIC affinity: a bare JSON number is stored as a number.
-        ScalarType::Json => match storage.as_str() {
-            "INTEGER" => Value::Json(int(raw)?.into()),
-            "REAL" => {
-                let n = <f64 as Decode<Sqlite>>::decode(raw).map_err(|e| bad(e.to_string()))?;
-                Value::Json(
-                    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into),
-                )
-            }
-            _ => {
-                let s = text(raw)?;
-                Value::Json(
-                    serde_json::from_str(&s).map_err(|e| bad(format!("invalid JSON ({e})")))?,
-                )
-            }
-        },
-    })
 }

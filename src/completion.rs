@@ -1,0 +1,240 @@
+//! Settling promises from other threads in batches. Each adapter owns one threadsafe
+//! function; a finished call queues its result and wakes the JS thread only when the
+//! queue was empty, so under load one wake-up settles every call that finished in the
+//! meantime. (napi-rs's `spawn_future` creates, and later tears down, a threadsafe
+//! function — and with it a libuv handle — for every single call.)
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use napi::sys;
+
+use crate::db::{Deliver, Outcome};
+use crate::error::KavachError;
+
+struct Deferred(sys::napi_deferred);
+
+// A deferred is only ever settled on its own JS thread (in `settle_batch`); other threads
+// merely carry it there.
+unsafe impl Send for Deferred {}
+
+struct Queue {
+    settled: Vec<(Deferred, Result<Outcome, KavachError>)>,
+    /// A wake-up of the JS thread is on its way.
+    armed: bool,
+    /// The environment is being torn down (worker terminated): nothing can be settled.
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    tsfn: AtomicPtr<sys::napi_threadsafe_function__>,
+    /// Promises handed out and not yet settled; only touched on the JS thread. While it
+    /// is non-zero the threadsafe function keeps the event loop alive.
+    in_flight: AtomicUsize,
+}
+
+/// Settles an adapter's promises on the JS thread that created them.
+pub struct Completer {
+    shared: Arc<Shared>,
+}
+
+fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    match status {
+        sys::Status::napi_ok => Ok(()),
+        _ => Err(napi::Error::from_reason(format!(
+            "N-API call failed: {what}"
+        ))),
+    }
+}
+
+impl Completer {
+    /// Creates the threadsafe function on `env`'s thread; it does not keep the event
+    /// loop alive until a promise is pending.
+    pub fn new(env: sys::napi_env) -> napi::Result<Arc<Completer>> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                settled: Vec::new(),
+                armed: false,
+                closed: false,
+            }),
+            tsfn: AtomicPtr::new(ptr::null_mut()),
+            in_flight: AtomicUsize::new(0),
+        });
+        // One strong count owned by the threadsafe function; `finalize` gives it back.
+        let context = Arc::into_raw(Arc::clone(&shared)) as *mut c_void;
+        unsafe {
+            let mut name = ptr::null_mut();
+            check(
+                sys::napi_create_string_utf8(env, c"kavach-native".as_ptr(), 13, &mut name),
+                "resource name",
+            )?;
+            let mut tsfn = ptr::null_mut();
+            let created = sys::napi_create_threadsafe_function(
+                env,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                name,
+                0,
+                1,
+                context,
+                Some(finalize),
+                context,
+                Some(settle_batch),
+                &mut tsfn,
+            );
+            if let Err(err) = check(created, "create threadsafe function") {
+                drop(Arc::from_raw(context as *const Shared));
+                return Err(err);
+            }
+            shared.tsfn.store(tsfn, Ordering::Release);
+            check(sys::napi_unref_threadsafe_function(env, tsfn), "unref")?;
+            // Runs before Node tears the threadsafe function down (cleanup hooks run in
+            // reverse order of registration), so no thread calls into a freed one.
+            check(
+                sys::napi_add_env_cleanup_hook(env, Some(env_teardown), context),
+                "cleanup hook",
+            )?;
+        }
+        Ok(Arc::new(Completer { shared }))
+    }
+
+    /// A new promise (on the JS thread) and the reply that settles it from any thread.
+    pub fn promise(
+        self: &Arc<Self>,
+        env: sys::napi_env,
+    ) -> napi::Result<(JsReply, sys::napi_value)> {
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        unsafe {
+            check(
+                sys::napi_create_promise(env, &mut deferred, &mut promise),
+                "create promise",
+            )?;
+            if self.shared.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+                let tsfn = self.shared.tsfn.load(Ordering::Acquire);
+                sys::napi_ref_threadsafe_function(env, tsfn);
+            }
+        }
+        let reply = JsReply {
+            completer: Arc::clone(self),
+            deferred: Some(Deferred(deferred)),
+        };
+        Ok((reply, promise))
+    }
+
+    fn complete(&self, deferred: Deferred, result: Result<Outcome, KavachError>) {
+        let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.closed {
+            return;
+        }
+        queue.settled.push((deferred, result));
+        if !queue.armed {
+            queue.armed = true;
+            // Called with the queue locked: teardown marks `closed` under the same lock
+            // before the threadsafe function is freed.
+            let tsfn = self.shared.tsfn.load(Ordering::Acquire);
+            let status = unsafe {
+                sys::napi_call_threadsafe_function(
+                    tsfn,
+                    ptr::null_mut(),
+                    sys::ThreadsafeFunctionCallMode::nonblocking,
+                )
+            };
+            if status != sys::Status::napi_ok {
+                queue.closed = true;
+                queue.settled.clear();
+            }
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        let queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if !queue.closed {
+            let tsfn = self.shared.tsfn.load(Ordering::Acquire);
+            unsafe {
+                sys::napi_release_threadsafe_function(
+                    tsfn,
+                    sys::ThreadsafeFunctionReleaseMode::release,
+                );
+            }
+        }
+    }
+}
+
+/// Settles everything queued so far, on the JS thread.
+unsafe extern "C" fn settle_batch(
+    env: sys::napi_env,
+    _callback: sys::napi_value,
+    context: *mut c_void,
+    _data: *mut c_void,
+) {
+    let shared = &*(context as *const Shared);
+    if env.is_null() {
+        return;
+    }
+    let batch = {
+        let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.armed = false;
+        std::mem::take(&mut queue.settled)
+    };
+    let count = batch.len();
+    for (deferred, result) in batch {
+        let mut scope = ptr::null_mut();
+        sys::napi_open_handle_scope(env, &mut scope);
+        crate::js::settle(env, deferred.0, result);
+        sys::napi_close_handle_scope(env, scope);
+    }
+    if count > 0 && shared.in_flight.fetch_sub(count, Ordering::Relaxed) == count {
+        sys::napi_unref_threadsafe_function(env, shared.tsfn.load(Ordering::Acquire));
+    }
+}
+
+unsafe extern "C" fn env_teardown(context: *mut c_void) {
+    let shared = &*(context as *const Shared);
+    let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+    queue.closed = true;
+    queue.settled.clear();
+}
+
+unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    let shared = Arc::from_raw(data as *const Shared);
+    let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+    if !queue.closed && !env.is_null() {
+        sys::napi_remove_env_cleanup_hook(env, Some(env_teardown), data);
+    }
+    queue.closed = true;
+    queue.settled.clear();
+}
+
+/// Settles one promise; dropped unsent (a call that could not run), it rejects.
+pub struct JsReply {
+    completer: Arc<Completer>,
+    deferred: Option<Deferred>,
+}
+
+impl Deliver for JsReply {
+    fn deliver(mut self: Box<Self>, result: Result<Outcome, KavachError>) -> bool {
+        if let Some(deferred) = self.deferred.take() {
+            self.completer.complete(deferred, result);
+        }
+        true
+    }
+}
+
+impl Drop for JsReply {
+    fn drop(&mut self) {
+        if let Some(deferred) = self.deferred.take() {
+            self.completer.complete(
+                deferred,
+                Err(KavachError::database(
+                    "The call was abandoned: the adapter's database thread stopped.",
+                )),
+            );
+        }
+    }
+}

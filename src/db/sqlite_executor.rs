@@ -1,0 +1,401 @@
+//! SQLite's executors: one thread per connection, each owning its connection's handle
+//! and taking jobs from a queue. A call from JS is queued straight from the JS thread
+//! and its result goes straight back to it (two thread crossings per call, none
+//! through tokio). The writer runs every write and transaction in arrival order; while
+//! a transaction is open, jobs from outside it wait in line until it ends. For a file,
+//! reader threads share one queue of reads (WAL lets them run beside the writer).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+use tokio::runtime::Handle;
+
+use super::sqlite::DateFormats;
+use super::sqlite_conn::RawConnection;
+use super::{closed_error, run_atomically, run_plan, Conn, Deliver, Outcome, Reply};
+use crate::dialect::Dialect;
+use crate::error::{KavachError, Result};
+use crate::methods::Method;
+use crate::plan::{plan, Plan};
+use crate::value::JsValue;
+
+pub(super) enum Work {
+    /// A method call, planned on the executor thread.
+    Call(&'static Method, Vec<JsValue>),
+    Plan(Plan),
+    /// Opens the job's transaction once no other one is open.
+    Begin,
+    /// COMMIT or ROLLBACK of the job's transaction.
+    End(&'static str),
+    Close,
+}
+
+pub(super) struct Job {
+    work: Work,
+    /// The transaction the job belongs to.
+    tx: Option<u64>,
+    reply: Reply,
+}
+
+/// The queues of one SQLite database's executor threads.
+#[derive(Clone)]
+pub(super) struct Executor {
+    writer: flume::Sender<Job>,
+    readers: Option<(flume::Sender<Job>, usize)>,
+    next_tx: Arc<AtomicU64>,
+}
+
+/// A reply a task awaits.
+struct Waiter(tokio::sync::oneshot::Sender<Result<Outcome>>);
+
+impl Deliver for Waiter {
+    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool {
+        self.0.send(result).is_ok()
+    }
+
+    fn abandoned(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+impl Executor {
+    /// Starts the writer thread on `writer` and a reader thread on each of `readers`.
+    pub(super) fn start(
+        writer: SqliteConnection,
+        readers: Vec<SqliteConnection>,
+        formats: Arc<DateFormats>,
+        runtime: Handle,
+    ) -> Result<Executor> {
+        let (writer_queue, writer_jobs) = flume::unbounded();
+        spawn_thread(
+            "kavach-sqlite-writer",
+            writer,
+            Arc::clone(&formats),
+            runtime.clone(),
+            move |conn| run_writer(conn, writer_jobs),
+        )?;
+        let readers = match readers.len() {
+            0 => None,
+            count => {
+                let (queue, jobs) = flume::unbounded();
+                for conn in readers {
+                    let jobs: flume::Receiver<Job> = jobs.clone();
+                    spawn_thread(
+                        "kavach-sqlite-reader",
+                        conn,
+                        Arc::clone(&formats),
+                        runtime.clone(),
+                        move |conn| run_reader(conn, jobs),
+                    )?;
+                }
+                Some((queue, count))
+            }
+        };
+        Ok(Executor {
+            writer: writer_queue,
+            readers,
+            next_tx: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    /// Queues a call; `reply` gets its result on the executor thread.
+    pub(super) fn submit(&self, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
+        let writes = crate::methods::writes(method);
+        self.send(
+            Job {
+                work: Work::Call(method, args),
+                tx: None,
+                reply,
+            },
+            writes,
+        );
+    }
+
+    /// Queues a call of an open transaction (straight from the JS thread).
+    pub(super) fn submit_in(
+        &self,
+        tx: u64,
+        method: &'static Method,
+        args: Vec<JsValue>,
+        reply: Reply,
+    ) {
+        let job = Job {
+            work: Work::Call(method, args),
+            tx: Some(tx),
+            reply,
+        };
+        self.send(job, true);
+    }
+
+    fn send(&self, job: Job, writes: bool) {
+        let queue = match &self.readers {
+            Some((readers, _)) if !writes && job.tx.is_none() => readers,
+            _ => &self.writer,
+        };
+        if let Err(flume::SendError(job)) = queue.send(job) {
+            job.reply.deliver(Err(closed_error()));
+        }
+    }
+
+    async fn run(&self, work: Work, tx: Option<u64>, writes: bool) -> Result<Outcome> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let reply = Box::new(Waiter(sender));
+        self.send(Job { work, tx, reply }, writes);
+        receiver.await.unwrap_or_else(|_| Err(closed_error()))
+    }
+
+    /// Runs a plan outside any transaction.
+    pub(super) async fn run_plan(&self, plan: Plan) -> Result<Outcome> {
+        let writes = plan.writes;
+        self.run(Work::Plan(plan), None, writes).await
+    }
+
+    /// Waits until the writer is free and opens a transaction on it. Dropping the
+    /// future before then (maxWait passed) gives the place in line up.
+    pub(super) async fn begin(&self) -> Result<u64> {
+        let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
+        self.run(Work::Begin, Some(id), true).await?;
+        Ok(id)
+    }
+
+    pub(super) async fn run_in(&self, tx: u64, plan: Plan) -> Result<Outcome> {
+        self.run(Work::Plan(plan), Some(tx), true).await
+    }
+
+    pub(super) async fn end(&self, tx: u64, sql: &'static str) -> Result<()> {
+        self.run(Work::End(sql), Some(tx), true).await.map(drop)
+    }
+
+    /// Closes every connection once the jobs queued before have run.
+    pub(super) async fn close(&self) {
+        let mut closing = vec![self.run(Work::Close, None, true)];
+        if let Some((_, count)) = &self.readers {
+            closing.extend((0..*count).map(|_| self.run(Work::Close, None, false)));
+        }
+        for done in closing {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Runs `body` on a new thread that holds `conn`'s handle (locked out of sqlx's worker)
+/// until it returns, then closes the connection and confirms to the job that asked.
+fn spawn_thread(
+    name: &str,
+    mut conn: SqliteConnection,
+    formats: Arc<DateFormats>,
+    runtime: Handle,
+    body: impl FnOnce(&mut RawConnection) -> Option<Reply> + Send + 'static,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let close_reply = match runtime.block_on(conn.lock_handle()) {
+                Ok(mut locked) => {
+                    // SAFETY: the handle stays locked to this thread until `raw` is gone.
+                    let mut raw =
+                        unsafe { RawConnection::new(locked.as_raw_handle().as_ptr(), formats) };
+                    let reply = body(&mut raw);
+                    drop(raw);
+                    reply
+                }
+                Err(_) => None,
+            };
+            let _ = runtime.block_on(conn.close());
+            if let Some(reply) = close_reply {
+                reply.deliver(Ok(Outcome::Nothing));
+            }
+        })
+        .map(drop)
+        .map_err(|e| KavachError::database(format!("Cannot start a SQLite thread: {e}")))
+}
+
+/// Polls a future that never waits: `run_plan` on a raw SQLite connection, whose
+/// operations are synchronous.
+fn complete_now<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("SQLite statements run synchronously"),
+    }
+}
+
+fn perform(conn: &mut RawConnection, work: Work, in_transaction: bool) -> Result<Outcome> {
+    let plan = match work {
+        Work::Call(method, args) => plan(method, &args, Dialect::Sqlite)?,
+        Work::Plan(plan) => plan,
+        Work::End(sql) => return conn.raw(sql).map(|()| Outcome::Nothing),
+        Work::Begin | Work::Close => unreachable!("handled by the executor loop"),
+    };
+    let mut conn = Conn::Sqlite(conn);
+    match in_transaction {
+        true => complete_now(run_plan(&mut conn, &plan)),
+        false => complete_now(run_atomically(&mut conn, &plan)),
+    }
+}
+
+/// Answers every job still queued with the closed-adapter error.
+fn refuse_rest(waiting: impl IntoIterator<Item = Job>, jobs: &flume::Receiver<Job>) {
+    for job in waiting.into_iter().chain(jobs.try_iter()) {
+        job.reply.deliver(Err(closed_error()));
+    }
+}
+
+fn run_reader(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Reply> {
+    while let Ok(job) = jobs.recv() {
+        match job.work {
+            Work::Close => return Some(job.reply),
+            work => {
+                job.reply.deliver(perform(conn, work, false));
+            }
+        }
+    }
+    None
+}
+
+/// Writes queued outside transactions run together, up to this many per commit.
+const MAX_BATCH: usize = 64;
+
+fn run_writer(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Reply> {
+    let mut open: Option<u64> = None;
+    // Jobs from outside the open transaction, in arrival order, before any still in `jobs`.
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        let job = match waiting.pop_front() {
+            Some(job) if open.is_none() => job,
+            earlier => {
+                if let Some(job) = earlier {
+                    waiting.push_front(job);
+                }
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return None,
+                }
+            }
+        };
+        let blocked = open.is_some_and(|current| job.tx != Some(current));
+        if blocked && !matches!(job.work, Work::Close) {
+            waiting.push_back(job);
+            continue;
+        }
+        match job.work {
+            Work::Close => {
+                refuse_rest(waiting, &jobs);
+                return Some(job.reply);
+            }
+            Work::Begin => {
+                if job.reply.abandoned() {
+                    continue;
+                }
+                let result = conn.raw("BEGIN IMMEDIATE");
+                if result.is_ok() {
+                    open = job.tx;
+                }
+                if !job.reply.deliver(result.map(|()| Outcome::Nothing)) && open.is_some() {
+                    // Its caller stopped waiting (maxWait) just as it began.
+                    let _ = conn.raw("ROLLBACK");
+                    open = None;
+                }
+            }
+            Work::Call(..) | Work::Plan(_) if job.tx.is_none() => {
+                let mut batch = vec![job];
+                while batch.len() < MAX_BATCH {
+                    match waiting.pop_front().or_else(|| jobs.try_recv().ok()) {
+                        Some(next) if next.tx.is_none() && is_call(&next.work) => batch.push(next),
+                        Some(other) => {
+                            waiting.push_front(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                run_batch(conn, batch);
+            }
+            work => {
+                let result = match job.tx {
+                    Some(id) if open == Some(id) => perform(conn, work, true),
+                    _ => match work {
+                        Work::End(_) => Ok(Outcome::Nothing),
+                        _ => Err(KavachError::transaction(
+                            "Transaction already closed: the database rolled it back.",
+                        )),
+                    },
+                };
+                if open.is_some() && !conn.in_transaction() {
+                    open = None;
+                }
+                job.reply.deliver(result);
+            }
+        }
+    }
+}
+
+fn is_call(work: &Work) -> bool {
+    matches!(work, Work::Call(..) | Work::Plan(_))
+}
+
+/// Runs calls queued together in one transaction, each in its own savepoint (a failing
+/// call leaves no trace and does not affect the others), so a burst of writes costs
+/// one commit — one sync of the journal — instead of one each. Every caller hears back
+/// only after the commit.
+fn run_batch(conn: &mut RawConnection, mut batch: Vec<Job>) {
+    if batch.len() == 1 {
+        let job = batch.pop().expect("one job");
+        job.reply.deliver(perform(conn, job.work, false));
+        return;
+    }
+    if let Err(err) = conn.raw("BEGIN IMMEDIATE") {
+        for job in batch {
+            job.reply.deliver(Err(err.clone()));
+        }
+        return;
+    }
+    let mut done: Vec<(Reply, Result<Outcome>)> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        let result = conn.raw("SAVEPOINT kavach_call").and_then(|()| {
+            let result = perform(conn, job.work, true);
+            if result.is_err() && conn.in_transaction() {
+                let _ = conn.raw("ROLLBACK TO kavach_call");
+            }
+            result
+        });
+        if !conn.in_transaction() {
+            // The database rolled the whole batch back (I/O error, disk full): nothing
+            // of it was kept; the rest of the queue runs as a new batch.
+            let cause = result.err().unwrap_or_else(rolled_back);
+            for (reply, _) in done {
+                reply.deliver(Err(cause.clone()));
+            }
+            job.reply.deliver(Err(cause));
+            let rest: Vec<Job> = jobs.collect();
+            if !rest.is_empty() {
+                run_batch(conn, rest);
+            }
+            return;
+        }
+        let _ = conn.raw("RELEASE kavach_call");
+        done.push((job.reply, result));
+    }
+    match conn.raw("COMMIT") {
+        Ok(()) => {
+            for (reply, result) in done {
+                reply.deliver(result);
+            }
+        }
+        Err(err) => {
+            let _ = conn.raw("ROLLBACK");
+            for (reply, _) in done {
+                reply.deliver(Err(err.clone()));
+            }
+        }
+    }
+}
+
+fn rolled_back() -> KavachError {
+    KavachError::database("The database rolled the write back (see its log for the cause).")
+}
