@@ -26,7 +26,7 @@ use napi_derive::napi;
 use tokio::sync::OnceCell;
 
 use crate::completion::Completer;
-use crate::db::{Adapter, Deliver, Outcome, Transaction};
+use crate::db::{Adapter, Deliver, Outcome, Transaction, TxSettings};
 use crate::error::KavachError;
 use crate::js::JsArgs;
 use crate::methods::{Method, METHODS};
@@ -177,21 +177,32 @@ fn started(cell: &OnceCell<Arc<Transaction>>) -> Result<Arc<Transaction>, Kavach
         .ok_or_else(|| KavachError::transaction("Transaction not started: call begin() first."))
 }
 
+impl NativeTransaction {
+    fn end<'env>(&self, env: &'env Env, sql: &'static str) -> napi::Result<Unknown<'env>> {
+        let (reply, promise) = self.completer.promise(env.raw())?;
+        match started(&self.tx) {
+            Ok(tx) => tx.dispatch_end(sql, Box::new(reply)),
+            Err(err) => {
+                Box::new(reply).deliver(Err(err));
+            }
+        }
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
+    }
+}
+
 #[napi]
 impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn begin<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
-        let (adapter, cell) = (Arc::clone(&self.adapter), Arc::clone(&self.tx));
-        let (timeout, max_wait) = (self.timeout, self.max_wait);
-        let isolation = self.isolation_level.clone();
-        spawn(env, &self.completer, async move {
-            let tx = adapter
-                .begin(timeout, max_wait, isolation.as_deref())
-                .await?;
-            cell.set(tx)
-                .map_err(|_| KavachError::transaction("Transaction already started."))?;
-            Ok(Outcome::Nothing)
-        })
+        let (reply, promise) = self.completer.promise(env.raw())?;
+        let settings = TxSettings {
+            timeout: self.timeout,
+            max_wait: self.max_wait,
+            isolation: self.isolation_level.clone(),
+        };
+        self.adapter
+            .dispatch_begin(settings, Arc::clone(&self.tx), Box::new(reply));
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
     }
 
     #[napi(
@@ -216,18 +227,12 @@ impl NativeTransaction {
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
-        let cell = Arc::clone(&self.tx);
-        spawn(env, &self.completer, async move {
-            started(&cell)?.commit().await.map(|_| Outcome::Nothing)
-        })
+        self.end(env, "COMMIT")
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn rollback<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
-        let cell = Arc::clone(&self.tx);
-        spawn(env, &self.completer, async move {
-            started(&cell)?.rollback().await.map(|_| Outcome::Nothing)
-        })
+        self.end(env, "ROLLBACK")
     }
 }
 

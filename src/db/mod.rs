@@ -421,31 +421,128 @@ impl Adapter {
         let begin_sql = begin_statements(self.dialect, isolation)?;
         let mut lease = tokio::time::timeout(max_wait, self.transaction_lease())
             .await
-            .map_err(|_| {
-                KavachError::transaction(format!(
-                    "Unable to start a transaction in the given time (maxWait {} ms).",
-                    max_wait.as_millis()
-                ))
-            })??;
+            .map_err(|_| max_wait_passed(max_wait))??;
         if let Lease::Server(server) = &mut lease {
             for sql in begin_sql {
                 server.conn().raw(sql).await?;
             }
         }
-        let tx = Arc::new(Transaction {
-            state: Mutex::new(TxState::Open(lease)),
-            dialect: self.dialect,
-            started: Instant::now(),
+        Ok(Transaction::open(lease, self.dialect, timeout))
+    }
+
+    /// Begins a transaction for the JS thread and stores it in `slot`. On a connected
+    /// SQLite database the BEGIN goes straight to the writer's queue; `reply` then
+    /// hears within `max_wait` either way.
+    pub fn dispatch_begin(
+        self: &Arc<Self>,
+        settings: TxSettings,
+        slot: Arc<OnceCell<Arc<Transaction>>>,
+        reply: Reply,
+    ) {
+        let executor = match self.backend.get() {
+            Some((Backend::Sqlite(executor), _)) if self.flushed.load(Ordering::Acquire) => {
+                executor
+            }
+            _ => {
+                let adapter = Arc::clone(self);
+                runtime().spawn(async move {
+                    let begun = adapter
+                        .begin(
+                            settings.timeout,
+                            settings.max_wait,
+                            settings.isolation.as_deref(),
+                        )
+                        .await
+                        .and_then(|tx| store_transaction(&slot, tx));
+                    reply.deliver(begun);
+                });
+                return;
+            }
+        };
+        if let Err(err) = begin_statements(self.dialect, settings.isolation.as_deref()) {
+            reply.deliver(Err(err));
+            return;
+        }
+        let waiting = Arc::new(std::sync::Mutex::new(Some(reply)));
+        let max_wait = settings.max_wait;
+        let gave_up = Arc::clone(&waiting);
+        runtime().spawn(async move {
+            tokio::time::sleep(max_wait).await;
+            if let Some(reply) = gave_up.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                reply.deliver(Err(max_wait_passed(max_wait)));
+            }
+        });
+        let tx = executor.next_tx_id();
+        let begin = SqliteBegin {
+            waiting,
+            lease: Lease::Sqlite {
+                executor: executor.clone(),
+                tx,
+            },
+            timeout: settings.timeout,
+            slot,
+        };
+        executor.begin_with(tx, Box::new(begin));
+    }
+}
+
+/// How an interactive transaction was asked for.
+pub struct TxSettings {
+    pub timeout: Duration,
+    pub max_wait: Duration,
+    pub isolation: Option<String>,
+}
+
+fn max_wait_passed(max_wait: Duration) -> KavachError {
+    KavachError::transaction(format!(
+        "Unable to start a transaction in the given time (maxWait {} ms).",
+        max_wait.as_millis()
+    ))
+}
+
+fn store_transaction(slot: &OnceCell<Arc<Transaction>>, tx: Arc<Transaction>) -> Result<Outcome> {
+    slot.set(tx)
+        .map_err(|_| KavachError::transaction("Transaction already started."))?;
+    Ok(Outcome::Nothing)
+}
+
+/// The reply to a BEGIN sent straight to the SQLite writer: it opens the transaction
+/// unless `max_wait` passed first (then the writer rolls it back at once).
+struct SqliteBegin {
+    waiting: Arc<std::sync::Mutex<Option<Reply>>>,
+    lease: Lease,
+    timeout: Duration,
+    slot: Arc<OnceCell<Arc<Transaction>>>,
+}
+
+impl Deliver for SqliteBegin {
+    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool {
+        let Some(reply) = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return false;
+        };
+        let SqliteBegin {
+            lease,
             timeout,
-            expiry: std::sync::Mutex::new(None),
+            slot,
+            ..
+        } = *self;
+        let outcome = result.and_then(|_| {
+            store_transaction(&slot, Transaction::open(lease, Dialect::Sqlite, timeout))
         });
-        let watcher = Arc::clone(&tx);
-        let handle = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            watcher.expire().await;
-        });
-        *tx.expiry.lock().expect("expiry lock") = Some(handle.abort_handle());
-        Ok(tx)
+        reply.deliver(outcome);
+        true
+    }
+
+    fn abandoned(&self) -> bool {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 }
 
@@ -515,6 +612,24 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// A transaction begun on `lease`; it rolls back by itself after `timeout`.
+    fn open(lease: Lease, dialect: Dialect, timeout: Duration) -> Arc<Transaction> {
+        let tx = Arc::new(Transaction {
+            state: Mutex::new(TxState::Open(lease)),
+            dialect,
+            started: Instant::now(),
+            timeout,
+            expiry: std::sync::Mutex::new(None),
+        });
+        let watcher = Arc::clone(&tx);
+        let handle = runtime().spawn(async move {
+            tokio::time::sleep(timeout).await;
+            watcher.expire().await;
+        });
+        *tx.expiry.lock().expect("expiry lock") = Some(handle.abort_handle());
+        tx
+    }
+
     fn closed(&self, state: &TxState, what: &str) -> KavachError {
         let detail = match state {
             TxState::Open(_) => unreachable!("only closed transactions are reported"),
@@ -588,12 +703,28 @@ impl Transaction {
         result
     }
 
-    pub async fn commit(&self) -> Result<()> {
-        self.finish("COMMIT").await
-    }
-
-    pub async fn rollback(&self) -> Result<()> {
-        self.finish("ROLLBACK").await
+    /// Commits (`COMMIT`) or rolls back (`ROLLBACK`) for the JS thread: on SQLite the
+    /// statement joins the writer's queue at once, behind the calls made before it. (A
+    /// COMMIT the database refuses is rolled back there; the transaction then counts as
+    /// committed for the error message of any later call.)
+    pub fn dispatch_end(self: &Arc<Self>, sql: &'static str, reply: Reply) {
+        if let Ok(mut state) = self.state.try_lock() {
+            if let TxState::Open(Lease::Sqlite { executor, tx }) = &*state {
+                let (executor, tx) = (executor.clone(), *tx);
+                self.stop_expiry();
+                *state = match sql {
+                    "COMMIT" => TxState::Committed,
+                    _ => TxState::RolledBack,
+                };
+                drop(state);
+                executor.end_with(tx, sql, reply);
+                return;
+            }
+        }
+        let tx = Arc::clone(self);
+        runtime().spawn(async move {
+            reply.deliver(tx.finish(sql).await.map(|()| Outcome::Nothing));
+        });
     }
 
     async fn expire(&self) {

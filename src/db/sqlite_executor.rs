@@ -156,9 +156,33 @@ impl Executor {
     /// Waits until the writer is free and opens a transaction on it. Dropping the
     /// future before then (maxWait passed) gives the place in line up.
     pub(super) async fn begin(&self) -> Result<u64> {
-        let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_tx_id();
         self.run(Work::Begin, Some(id), true).await?;
         Ok(id)
+    }
+
+    pub(super) fn next_tx_id(&self) -> u64 {
+        self.next_tx.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues the BEGIN of transaction `tx`, whose reply opens it (see
+    /// `Adapter::dispatch_begin`).
+    pub(super) fn begin_with(&self, tx: u64, reply: Reply) {
+        let job = Job {
+            work: Work::Begin,
+            tx: Some(tx),
+            reply,
+        };
+        self.send(job, true);
+    }
+
+    pub(super) fn end_with(&self, tx: u64, sql: &'static str, reply: Reply) {
+        let job = Job {
+            work: Work::End(sql),
+            tx: Some(tx),
+            reply,
+        };
+        self.send(job, true);
     }
 
     pub(super) async fn run_in(&self, tx: u64, plan: Plan) -> Result<Outcome> {
@@ -352,7 +376,15 @@ fn run_writer(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Re
             }
             work => {
                 let result = match job.tx {
-                    Some(id) if open == Some(id) => perform(conn, work, true),
+                    Some(id) if open == Some(id) => {
+                        let commit = matches!(work, Work::End("COMMIT"));
+                        let result = perform(conn, work, true);
+                        if commit && result.is_err() && conn.in_transaction() {
+                            // A refused COMMIT (e.g. SQLITE_BUSY) leaves it open.
+                            let _ = conn.raw("ROLLBACK");
+                        }
+                        result
+                    }
                     _ => match work {
                         Work::End(_) => Ok(Outcome::Nothing),
                         _ => Err(KavachError::transaction(
