@@ -180,7 +180,8 @@ unsafe extern "C" fn settle_batch(
     let batch = {
         let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.armed = false;
-        std::mem::take(&mut queue.settled)
+        let capacity = queue.settled.capacity();
+        std::mem::replace(&mut queue.settled, Vec::with_capacity(capacity))
     };
     let count = batch.len();
     for (deferred, result) in batch {

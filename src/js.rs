@@ -155,12 +155,25 @@ impl FromNapiValue for JsArgs {
     }
 }
 
+/// ASCII text (ids, hashes, dates, most names) is copied as Latin-1, skipping V8's
+/// UTF-8 decoder.
 unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
-    check(
-        sys::napi_create_string_utf8(env, s.as_ptr() as *const c_char, s.len() as isize, &mut out),
-        "create string",
-    )?;
+    let status = match s.is_ascii() {
+        true => sys::napi_create_string_latin1(
+            env,
+            s.as_ptr() as *const c_char,
+            s.len() as isize,
+            &mut out,
+        ),
+        false => sys::napi_create_string_utf8(
+            env,
+            s.as_ptr() as *const c_char,
+            s.len() as isize,
+            &mut out,
+        ),
+    };
+    check(status, "create string")?;
     Ok(out)
 }
 
