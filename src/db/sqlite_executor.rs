@@ -330,10 +330,7 @@ fn run_writer(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Re
                 if let Some(job) = earlier {
                     waiting.push_front(job);
                 }
-                match next_job(&jobs) {
-                    Some(job) => job,
-                    None => return None,
-                }
+                next_job(&jobs)?
             }
         };
         let blocked = open.is_some_and(|current| job.tx != Some(current));
