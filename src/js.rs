@@ -157,6 +157,51 @@ impl FromNapiValue for JsArgs {
 
 /// ASCII text (ids, hashes, dates, most names) is copied as Latin-1, skipping V8's
 /// UTF-8 decoder.
+/// For each model (in schema order), the JS function `index.js` made that builds a row
+/// object from the field values.
+pub struct RowFactories(pub Vec<sys::napi_value>);
+
+impl TypeName for RowFactories {
+    fn type_name() -> &'static str {
+        "Function[]"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ValidateNapiValue for RowFactories {}
+
+impl FromNapiValue for RowFactories {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut len = 0;
+        check(
+            sys::napi_get_array_length(env, value, &mut len),
+            "factories",
+        )?;
+        if len as usize != crate::schema::SCHEMA.models.len() {
+            return Err(napi::Error::from_reason(
+                "rowFactories must hold one function per model of schemaJson()",
+            ));
+        }
+        let mut factories = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            let mut factory = ptr::null_mut();
+            check(
+                sys::napi_get_element(env, value, i, &mut factory),
+                "factory",
+            )?;
+            let mut ty = 0;
+            check(sys::napi_typeof(env, factory, &mut ty), "typeof")?;
+            if ty != sys::ValueType::napi_function {
+                return Err(napi::Error::from_reason("rowFactories must hold functions"));
+            }
+            factories.push(factory);
+        }
+        Ok(RowFactories(factories))
+    }
+}
+
 unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     let status = match s.is_ascii() {
@@ -299,33 +344,43 @@ unsafe fn cell(env: sys::napi_env, value: &Value) -> napi::Result<sys::napi_valu
     }
 }
 
-/// A row as a plain object: all its properties defined in one N-API call, with keys
-/// from the model's NUL-terminated names (no key strings made per row).
-unsafe fn record(env: sys::napi_env, record: &Record) -> napi::Result<sys::napi_value> {
-    let obj = object(env)?;
-    let descriptors = record
-        .model
-        .fields
-        .iter()
-        .zip(&record.cells)
-        .map(|(field, value)| {
-            Ok(sys::napi_property_descriptor {
-                utf8name: field.js_key.as_ptr(),
-                name: ptr::null_mut(),
-                method: None,
-                getter: None,
-                setter: None,
-                value: cell(env, value)?,
-                attributes: PLAIN_PROPERTY,
-                data: ptr::null_mut(),
-            })
-        })
-        .collect::<napi::Result<Vec<_>>>()?;
+/// Most fields a model has (KavachUser: 25).
+const MAX_FIELDS: usize = 64;
+
+/// A row as a plain object, made by its model's factory from the cell values.
+unsafe fn record(
+    env: sys::napi_env,
+    record: &Record,
+    factories: &[sys::napi_ref],
+) -> napi::Result<sys::napi_value> {
+    let mut values = [ptr::null_mut(); MAX_FIELDS];
+    let count = record.cells.len();
+    if count > MAX_FIELDS {
+        return Err(napi::Error::from_reason(
+            "a model has more fields than rows support",
+        ));
+    }
+    for (slot, value) in values.iter_mut().zip(&record.cells) {
+        *slot = cell(env, value)?;
+    }
+    let mut factory = ptr::null_mut();
     check(
-        sys::napi_define_properties(env, obj, descriptors.len(), descriptors.as_ptr()),
-        "define properties",
+        sys::napi_get_reference_value(env, factories[record.model.position], &mut factory),
+        "row factory",
     )?;
-    Ok(obj)
+    let mut out = ptr::null_mut();
+    check(
+        sys::napi_call_function(
+            env,
+            undefined(env)?,
+            factory,
+            count,
+            values.as_ptr(),
+            &mut out,
+        ),
+        "build row",
+    )?;
+    Ok(out)
 }
 
 /// What an assignment or JSON.parse creates: writable, enumerable, configurable.
@@ -363,13 +418,17 @@ unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi
 }
 
 /// The JS value of a call's result.
-unsafe fn outcome(env: sys::napi_env, outcome: &Outcome) -> napi::Result<sys::napi_value> {
+unsafe fn outcome(
+    env: sys::napi_env,
+    outcome: &Outcome,
+    factories: &[sys::napi_ref],
+) -> napi::Result<sys::napi_value> {
     match outcome {
         Outcome::Nothing => undefined(env),
         Outcome::Null => null(env),
         Outcome::Count(n) => number(env, *n as f64),
-        Outcome::Record(r) => record(env, r),
-        Outcome::Records(rs) => array(env, rs, |r| record(env, r)),
+        Outcome::Record(r) => record(env, r, factories),
+        Outcome::Records(rs) => array(env, rs, |r| record(env, r, factories)),
         Outcome::Strings(items) => array(env, items, |s| string(env, s)),
     }
 }
@@ -379,9 +438,10 @@ pub unsafe fn settle(
     env: sys::napi_env,
     deferred: sys::napi_deferred,
     result: Result<Outcome, KavachError>,
+    factories: &[sys::napi_ref],
 ) {
     let settled = match &result {
-        Ok(value) => outcome(env, value).map(|v| (true, v)),
+        Ok(value) => outcome(env, value, factories).map(|v| (true, v)),
         Err(err) => error(env, err).map(|v| (false, v)),
     };
     let (resolve, value) = match settled {

@@ -33,7 +33,7 @@ use tokio::sync::OnceCell;
 use crate::completion::Completer;
 use crate::db::{Adapter, Deliver, Outcome, Transaction, TxSettings};
 use crate::error::KavachError;
-use crate::js::JsArgs;
+use crate::js::{JsArgs, RowFactories};
 use crate::methods::{Method, METHODS};
 
 #[napi(object, object_to_js = false)]
@@ -79,8 +79,16 @@ pub struct NativeAdapter {
 #[napi]
 impl NativeAdapter {
     /// Checks the URL and options at once; connects on first use.
-    #[napi(constructor)]
-    pub fn new(env: Env, url: String, options: Option<AdapterOptions>) -> napi::Result<Self> {
+    #[napi(
+        constructor,
+        ts_args_type = "url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>"
+    )]
+    pub fn new(
+        env: Env,
+        url: String,
+        options: Option<AdapterOptions>,
+        row_factories: RowFactories,
+    ) -> napi::Result<Self> {
         let options = options.unwrap_or(AdapterOptions {
             skip_migrations: None,
             timestamp_format: None,
@@ -102,7 +110,7 @@ impl NativeAdapter {
             config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
-            completer: Completer::new(env.raw())?,
+            completer: Completer::new(env.raw(), &row_factories.0)?,
         })
     }
 

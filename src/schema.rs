@@ -49,8 +49,6 @@ pub enum DefaultValue {
 pub struct Field {
     /// camelCase name as seen from JS and Prisma.
     pub name: String,
-    /// `name` NUL-terminated, for N-API calls that take C strings.
-    pub js_key: std::ffi::CString,
     /// Column name in the database (`@map`).
     pub column: String,
     pub ty: ScalarType,
@@ -75,6 +73,8 @@ pub struct Index {
 
 #[derive(Debug, Clone)]
 pub struct Model {
+    /// Where the model stands in `Schema::models` (and in `schemaJson()`).
+    pub position: usize,
     pub name: String,
     pub table: String,
     pub fields: Vec<Field>,
@@ -134,6 +134,7 @@ pub fn parse(text: &str) -> Result<Schema, String> {
         };
         let name = rest.trim_end_matches('{').trim().to_string();
         let mut model = Model {
+            position: models.len(),
             table: name.clone(),
             name,
             fields: Vec::new(),
@@ -236,8 +237,6 @@ fn parse_field(line: &str) -> Result<Field, String> {
         .ok_or_else(|| format!("field {name}: unsupported type {ty_name}"))?;
     let mut field = Field {
         column: name.clone(),
-        js_key: std::ffi::CString::new(name.as_str())
-            .map_err(|_| format!("field {name}: NUL in name"))?,
         name,
         ty,
         optional,
