@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** One adapter: a database and its connections. */
 export declare class NativeAdapter {
   /** Checks the URL and options at once; connects on first use. */
-  constructor(url: string, options?: AdapterOptions | undefined | null)
+  constructor(url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>)
   call(methodIndex: number, args: unknown[]): Promise<unknown>
   /** A transaction handle; `begin()` on it starts the database transaction. */
   transaction(timeoutMs: number, maxWaitMs: number, isolationLevel?: string | undefined | null): NativeTransaction
