@@ -58,6 +58,25 @@ describe('rows on disk, as Prisma 7 writes them', () => {
     await db.close()
   })
 
+  it('parses stored JSON as JSON.parse does; a row holding invalid JSON rejects naming the field, and others still read', async () => {
+    const path = dbPath()
+    const db = createAdapter(path)
+    await db.listAgents()
+    const raw = new Database(path)
+    const insert = raw.prepare(`INSERT INTO kavach_audit_logs (id, agent_id, user_id, action, resource, result, duration_ms, timestamp, parameters)
+                 VALUES (?, ?, 'u', 'x', 'r', 'allowed', 1, '2025-01-02T03:04:05.678+00:00', ?)`)
+    insert.run('good', 'agent-good', '{"2":"two","1":"one","__proto__":{"x":1},"big":12345678901234567890}')
+    insert.run('bad', 'agent-bad', '{"unclosed":')
+    raw.close()
+    const [good] = await db.queryAuditLogs({ agentId: 'agent-good' })
+    expect(good?.parameters).toEqual(JSON.parse('{"2":"two","1":"one","__proto__":{"x":1},"big":12345678901234567890}'))
+    expect(Object.keys(good?.parameters as object)).toEqual(['1', '2', '__proto__', 'big'])
+    const error = await db.queryAuditLogs({ limit: 10 }).catch((e) => e)
+    expect(error).toBeInstanceOf(Error)
+    expect(error.message).toMatch(/KavachAuditLog\.parameters .*Json: invalid JSON/)
+    await db.close()
+  })
+
   it('leaves existing tables alone and skipMigrations creates nothing', async () => {
     const path = dbPath()
     const raw = new Database(path)

@@ -13,6 +13,7 @@ use napi::sys;
 
 use crate::db::{Deliver, Outcome};
 use crate::error::KavachError;
+use crate::js::{Builders, RowFactories};
 
 struct Deferred(sys::napi_deferred);
 
@@ -28,15 +29,9 @@ struct Queue {
     closed: bool,
 }
 
-/// References to the row factories; only ever used on the JS thread.
-struct FactoryRefs(Vec<sys::napi_ref>);
-
-unsafe impl Send for FactoryRefs {}
-unsafe impl Sync for FactoryRefs {}
-
 struct Shared {
     queue: Mutex<Queue>,
-    factories: FactoryRefs,
+    builders: Builders,
     tsfn: AtomicPtr<sys::napi_threadsafe_function__>,
     /// Promises handed out and not yet settled; only touched on the JS thread. While it
     /// is non-zero the threadsafe function keeps the event loop alive.
@@ -60,18 +55,9 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
 impl Completer {
     /// Creates the threadsafe function on `env`'s thread; it does not keep the event
     /// loop alive until a promise is pending.
-    pub fn new(env: sys::napi_env, factories: &[sys::napi_value]) -> napi::Result<Arc<Completer>> {
-        let mut refs = Vec::with_capacity(factories.len());
-        for &factory in factories {
-            let mut reference = ptr::null_mut();
-            check(
-                unsafe { sys::napi_create_reference(env, factory, 1, &mut reference) },
-                "factory reference",
-            )?;
-            refs.push(reference);
-        }
+    pub fn new(env: sys::napi_env, factories: &RowFactories) -> napi::Result<Arc<Completer>> {
         let shared = Arc::new(Shared {
-            factories: FactoryRefs(refs),
+            builders: unsafe { Builders::new(env, factories)? },
             queue: Mutex::new(Queue {
                 settled: Vec::new(),
                 armed: false,
@@ -204,7 +190,7 @@ unsafe extern "C" fn settle_batch(
     for (deferred, result) in batch {
         let mut scope = ptr::null_mut();
         sys::napi_open_handle_scope(env, &mut scope);
-        crate::js::settle(env, deferred.0, result, &shared.factories.0);
+        crate::js::settle(env, deferred.0, result, &shared.builders);
         sys::napi_close_handle_scope(env, scope);
     }
     if count > 0 && shared.in_flight.fetch_sub(count, Ordering::Relaxed) == count {
@@ -224,9 +210,7 @@ unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut
     let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
     if !queue.closed && !env.is_null() {
         sys::napi_remove_env_cleanup_hook(env, Some(env_teardown), data);
-        for &reference in &shared.factories.0 {
-            sys::napi_delete_reference(env, reference);
-        }
+        shared.builders.delete(env);
     }
     queue.closed = true;
     queue.settled.clear();

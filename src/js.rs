@@ -202,6 +202,56 @@ impl FromNapiValue for RowFactories {
     }
 }
 
+/// What rows are built with, kept as references for the adapter's life: the row
+/// factories and `JSON.parse`. Only ever used on the JS thread that made them.
+pub struct Builders {
+    rows: Vec<sys::napi_ref>,
+    json_parse: sys::napi_ref,
+}
+
+unsafe impl Send for Builders {}
+unsafe impl Sync for Builders {}
+
+impl Builders {
+    pub unsafe fn new(env: sys::napi_env, factories: &RowFactories) -> napi::Result<Builders> {
+        let reference = |value| {
+            let mut reference = ptr::null_mut();
+            check(
+                sys::napi_create_reference(env, value, 1, &mut reference),
+                "reference",
+            )?;
+            Ok::<_, napi::Error>(reference)
+        };
+        let mut global = ptr::null_mut();
+        check(sys::napi_get_global(env, &mut global), "global")?;
+        let mut json = ptr::null_mut();
+        check(
+            sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
+            "JSON",
+        )?;
+        let mut parse = ptr::null_mut();
+        check(
+            sys::napi_get_named_property(env, json, c"parse".as_ptr(), &mut parse),
+            "JSON.parse",
+        )?;
+        Ok(Builders {
+            rows: factories
+                .0
+                .iter()
+                .map(|&f| reference(f))
+                .collect::<napi::Result<_>>()?,
+            json_parse: reference(parse)?,
+        })
+    }
+
+    /// Frees the references (the environment is still alive).
+    pub unsafe fn delete(&self, env: sys::napi_env) {
+        for &reference in self.rows.iter().chain([&self.json_parse]) {
+            sys::napi_delete_reference(env, reference);
+        }
+    }
+}
+
 unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     let status = match s.is_ascii() {
@@ -326,12 +376,16 @@ unsafe fn json(env: sys::napi_env, value: &serde_json::Value) -> napi::Result<sy
     }
 }
 
-unsafe fn cell(env: sys::napi_env, value: &Value) -> napi::Result<sys::napi_value> {
+unsafe fn cell(
+    env: sys::napi_env,
+    value: &Value,
+    builders: &Builders,
+) -> napi::Result<sys::napi_value> {
     match value {
         Value::Null => null(env),
         Value::Bool(b) => boolean(env, *b),
         Value::Int(i) => number(env, *i as f64),
-        Value::Text(s) | Value::JsonText(s) => string(env, s),
+        Value::Text(s) => string(env, s),
         Value::DateTime(ms) => {
             let mut out = ptr::null_mut();
             check(
@@ -340,8 +394,31 @@ unsafe fn cell(env: sys::napi_env, value: &Value) -> napi::Result<sys::napi_valu
             )?;
             Ok(out)
         }
+        Value::JsonText(text) => parse_json(env, text, builders),
         Value::Json(j) => json(env, j),
     }
+}
+
+/// JSON text from a column, parsed as Prisma parses it: with `JSON.parse`.
+unsafe fn parse_json(
+    env: sys::napi_env,
+    text: &str,
+    builders: &Builders,
+) -> napi::Result<sys::napi_value> {
+    let mut parse = ptr::null_mut();
+    check(
+        sys::napi_get_reference_value(env, builders.json_parse, &mut parse),
+        "JSON.parse",
+    )?;
+    let argument = string(env, text)?;
+    let mut out = ptr::null_mut();
+    let status = sys::napi_call_function(env, undefined(env)?, parse, 1, &argument, &mut out);
+    if status != sys::Status::napi_ok {
+        let mut thrown = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut thrown);
+        return Err(napi::Error::from_reason("invalid JSON"));
+    }
+    Ok(out)
 }
 
 /// Most fields a model has (KavachUser: 25).
@@ -351,7 +428,7 @@ const MAX_FIELDS: usize = 64;
 unsafe fn record(
     env: sys::napi_env,
     record: &Record,
-    factories: &[sys::napi_ref],
+    builders: &Builders,
 ) -> napi::Result<sys::napi_value> {
     let mut values = [ptr::null_mut(); MAX_FIELDS];
     let count = record.cells.len();
@@ -360,12 +437,22 @@ unsafe fn record(
             "a model has more fields than rows support",
         ));
     }
-    for (slot, value) in values.iter_mut().zip(&record.cells) {
-        *slot = cell(env, value)?;
+    let fields = record.model.fields.iter();
+    for ((slot, value), field) in values.iter_mut().zip(&record.cells).zip(fields) {
+        *slot = cell(env, value, builders).map_err(|e| {
+            napi::Error::from_reason(format!(
+                "Cannot read {}.{} (column {}) as {}: {}",
+                record.model.name,
+                field.name,
+                field.column,
+                field.ty.prisma_name(),
+                e.reason
+            ))
+        })?;
     }
     let mut factory = ptr::null_mut();
     check(
-        sys::napi_get_reference_value(env, factories[record.model.position], &mut factory),
+        sys::napi_get_reference_value(env, builders.rows[record.model.position], &mut factory),
         "row factory",
     )?;
     let mut out = ptr::null_mut();
@@ -421,14 +508,14 @@ unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi
 unsafe fn outcome(
     env: sys::napi_env,
     outcome: &Outcome,
-    factories: &[sys::napi_ref],
+    builders: &Builders,
 ) -> napi::Result<sys::napi_value> {
     match outcome {
         Outcome::Nothing => undefined(env),
         Outcome::Null => null(env),
         Outcome::Count(n) => number(env, *n as f64),
-        Outcome::Record(r) => record(env, r, factories),
-        Outcome::Records(rs) => array(env, rs, |r| record(env, r, factories)),
+        Outcome::Record(r) => record(env, r, builders),
+        Outcome::Records(rs) => array(env, rs, |r| record(env, r, builders)),
         Outcome::Strings(items) => array(env, items, |s| string(env, s)),
     }
 }
@@ -438,19 +525,16 @@ pub unsafe fn settle(
     env: sys::napi_env,
     deferred: sys::napi_deferred,
     result: Result<Outcome, KavachError>,
-    factories: &[sys::napi_ref],
+    builders: &Builders,
 ) {
     let settled = match &result {
-        Ok(value) => outcome(env, value, factories).map(|v| (true, v)),
+        Ok(value) => outcome(env, value, builders).map(|v| (true, v)),
         Err(err) => error(env, err).map(|v| (false, v)),
     };
     let (resolve, value) = match settled {
         Ok(settled) => settled,
         Err(failure) => {
-            let fallback = KavachError::database(format!(
-                "Could not convert the result to JS: {}",
-                failure.reason
-            ));
+            let fallback = KavachError::database(failure.reason);
             match error(env, &fallback) {
                 Ok(value) => (false, value),
                 Err(_) => (false, ptr::null_mut()),

@@ -110,7 +110,7 @@ impl NativeAdapter {
             config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
-            completer: Completer::new(env.raw(), &row_factories.0)?,
+            completer: Completer::new(env.raw(), &row_factories)?,
         })
     }
 

@@ -50,9 +50,10 @@ pub enum Value {
     Text(String),
     /// Milliseconds since the Unix epoch, UTC — exactly what a JS `Date` holds.
     DateTime(i64),
-    /// JSON to store, already in `JSON.stringify` form.
+    /// JSON as text: to store (already in `JSON.stringify` form), or as a column held
+    /// it (parsed on the JS thread with `JSON.parse`, as Prisma does).
     JsonText(String),
-    /// JSON decoded from a row.
+    /// JSON a driver decoded (PostgreSQL's json/jsonb, SQLite's bare numbers).
     Json(serde_json::Value),
 }
 

@@ -178,8 +178,6 @@ fn decode_cell(model: &Model, field: &Field, raw: MySqlValueRef<'_>) -> Result<V
                 .and_utc()
                 .timestamp_millis(),
         ),
-        ScalarType::Json => {
-            Value::Json(serde_json::from_str(&text(raw)?).map_err(|e| bad(Box::new(e)))?)
-        }
+        ScalarType::Json => Value::JsonText(text(raw)?),
     })
 }

@@ -258,9 +258,7 @@ unsafe fn decode_cell(
             ffi::SQLITE_FLOAT => Value::Json(
                 serde_json::Number::from_f64(real()).map_or(serde_json::Value::Null, Into::into),
             ),
-            _ => Value::Json(
-                serde_json::from_str(text()?).map_err(|e| bad(format!("invalid JSON ({e})")))?,
-            ),
+            _ => Value::JsonText(text()?.to_string()),
         },
     })
 }
