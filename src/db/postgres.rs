@@ -172,10 +172,18 @@ fn naive_utc(ms: i64) -> NaiveDateTime {
         .naive_utc()
 }
 
+/// Pages of a sorted list (`ORDER BY … LIMIT`) are planned for each call's values, as
+/// Prisma and node-postgres have them planned: a cached statement falls back to a generic
+/// plan after five runs, and for `queryAuditLogs` that plan walks the timestamp index and
+/// filters out thousands of rows where the agent index reads a hundred.
+fn planned_per_call(sql: &str) -> bool {
+    sql.contains(" ORDER BY ") && sql.contains(" LIMIT ")
+}
+
 fn query(
     statement: &Statement,
 ) -> std::result::Result<sqlx::query::Query<'_, Postgres, PgArguments>, sqlx::Error> {
-    let mut query = sqlx::query(&statement.sql);
+    let mut query = sqlx::query(&statement.sql).persistent(!planned_per_call(&statement.sql));
     for bound in &statement.params {
         query = match (&bound.value, bound.ty) {
             (Value::Null, ScalarType::String) => query.bind(None::<String>),
