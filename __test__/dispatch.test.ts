@@ -6,19 +6,11 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createAdapter } from '../index.js'
-import type { KavachNativeAdapter } from '../index.js'
-import { dropFreshDatabases, freshAdapter, make, onServer } from './fixtures'
+import { adapterPerTest, freshAdapter, make, onServer } from './fixtures'
 
-let db: KavachNativeAdapter
-beforeEach(async () => {
-  db = await freshAdapter()
-})
-afterEach(async () => {
-  await db.close()
-  await dropFreshDatabases()
-})
+const db = adapterPerTest()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

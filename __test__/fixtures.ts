@@ -1,6 +1,7 @@
 // Valid create inputs for every model the adapter's methods reach, and a fresh,
 // empty database per test on the provider under test (KAVACH_TEST_PROVIDER):
 // in-memory SQLite, a fresh PostgreSQL schema, or a fresh MySQL/MariaDB database.
+import { afterEach, beforeEach } from 'vitest'
 import { createAdapter } from '../index.js'
 import type { KavachNativeAdapter } from '../index.js'
 
@@ -67,6 +68,28 @@ export async function freshAdapter(params: Record<string, string> = {}): Promise
   await conn.query(`CREATE DATABASE \`${name}\``)
   await conn.end()
   return createAdapter(withParams(serverUrl(), params, name))
+}
+
+/**
+ * The adapter of the running test: a fresh one on a fresh database for every test of the
+ * file, closed (and its database dropped) after it. Call once at the top of a test file.
+ */
+export function adapterPerTest(): KavachNativeAdapter {
+  let current: KavachNativeAdapter | undefined
+  beforeEach(async () => {
+    current = await freshAdapter()
+  })
+  afterEach(async () => {
+    await current?.close()
+    current = undefined
+    await dropFreshDatabases()
+  })
+  return new Proxy({} as KavachNativeAdapter, {
+    get: (_, key) => {
+      if (!current) throw new Error('adapterPerTest(): no test is running')
+      return (current as any)[key]
+    },
+  })
 }
 
 export const make = {

@@ -1,18 +1,10 @@
 // Every adapter method: found, not found, duplicate, and the semantics the TS adapter
 // defines (filters, orderings, defaults, counts, derived ids).
 import { createHash } from 'node:crypto'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { KavachNativeAdapter } from '../index.js'
-import { at, dropFreshDatabases, freshAdapter, make, provider, T0 } from './fixtures'
+import { describe, expect, it } from 'vitest'
+import { adapterPerTest, at, make, provider, T0 } from './fixtures'
 
-let db: KavachNativeAdapter
-beforeEach(async () => {
-  db = await freshAdapter()
-})
-afterEach(async () => {
-  await db.close()
-  await dropFreshDatabases()
-})
+const db = adapterPerTest()
 
 async function rejection(promise: Promise<unknown>): Promise<any> {
   try {

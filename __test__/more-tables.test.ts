@@ -3,9 +3,8 @@
 // the domain operations — "exactly once" consumption under 50 concurrent callers,
 // atomic increments, guarded counters, ranges — on every provider the suite covers.
 import { createRequire } from 'node:module'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { KavachNativeAdapter } from '../index.js'
-import { dropFreshDatabases, freshAdapter, T0 } from './fixtures'
+import { describe, expect, it } from 'vitest'
+import { adapterPerTest, T0 } from './fixtures'
 
 const binding = createRequire(import.meta.url)('../binding.js')
 const allMethods: any[] = JSON.parse(binding.methodsJson())
@@ -14,16 +13,8 @@ const TS_ADAPTER_METHODS = 65
 const methods = allMethods.slice(TS_ADAPTER_METHODS)
 const modelNames = [...new Set(methods.map((m) => m.model))]
 
-let db: KavachNativeAdapter
-let call: (name: string, ...args: unknown[]) => Promise<any>
-beforeEach(async () => {
-  db = await freshAdapter()
-  call = (name, ...args) => (db as any)[name](...args)
-})
-afterEach(async () => {
-  await db.close()
-  await dropFreshDatabases()
-})
+const db = adapterPerTest()
+const call = (name: string, ...args: unknown[]): Promise<any> => (db as any)[name](...args)
 
 async function rejection(promise: Promise<unknown>): Promise<any> {
   try {

@@ -1,17 +1,9 @@
 // transaction(fn, options): commit with fn's value, rollback with fn's very error,
 // P2028 on a finished or expired transaction, maxWait, isolation of uncommitted writes.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { KavachNativeAdapter } from '../index.js'
-import { dropFreshDatabases, freshAdapter, make, onServer } from './fixtures'
+import { describe, expect, it } from 'vitest'
+import { adapterPerTest, freshAdapter, make, onServer } from './fixtures'
 
-let db: KavachNativeAdapter
-beforeEach(async () => {
-  db = await freshAdapter()
-})
-afterEach(async () => {
-  await db.close()
-  await dropFreshDatabases()
-})
+const db = adapterPerTest()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
