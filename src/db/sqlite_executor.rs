@@ -33,6 +33,16 @@ pub(super) enum Work {
     Close,
 }
 
+impl Work {
+    fn writes(&self) -> bool {
+        match self {
+            Work::Call(method, _) => crate::methods::writes(method),
+            Work::Plan(plan) => plan.writes,
+            _ => true,
+        }
+    }
+}
+
 pub(super) struct Job {
     work: Work,
     /// The transaction the job belongs to.
@@ -103,15 +113,12 @@ impl Executor {
 
     /// Queues a call; `reply` gets its result on the executor thread.
     pub(super) fn submit(&self, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
-        let writes = crate::methods::writes(method);
-        self.send(
-            Job {
-                work: Work::Call(method, args),
-                tx: None,
-                reply,
-            },
-            writes,
-        );
+        let job = Job {
+            work: Work::Call(method, args),
+            tx: None,
+            reply,
+        };
+        self.send(job);
     }
 
     /// Queues a call of an open transaction (straight from the JS thread).
@@ -127,37 +134,35 @@ impl Executor {
             tx: Some(tx),
             reply,
         };
-        self.send(job, true);
+        self.send(job);
     }
 
-    fn send(&self, job: Job, writes: bool) {
-        let queue = match &self.readers {
-            Some((readers, _)) if !writes && job.tx.is_none() => readers,
+    /// Reads outside transactions go to the readers (if any), the rest to the writer.
+    fn queue_for(&self, work: &Work, tx: Option<u64>) -> &flume::Sender<Job> {
+        match &self.readers {
+            Some((readers, _)) if !work.writes() && tx.is_none() => readers,
             _ => &self.writer,
-        };
-        if let Err(flume::SendError(job)) = queue.send(job) {
-            job.reply.deliver(Err(closed_error()));
         }
     }
 
-    async fn run(&self, work: Work, tx: Option<u64>, writes: bool) -> Result<Outcome> {
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let reply = Box::new(Waiter(sender));
-        self.send(Job { work, tx, reply }, writes);
-        receiver.await.unwrap_or_else(|_| Err(closed_error()))
+    fn send(&self, job: Job) {
+        send_to(self.queue_for(&job.work, job.tx), job);
+    }
+
+    async fn run(&self, work: Work, tx: Option<u64>) -> Result<Outcome> {
+        ask(self.queue_for(&work, tx), work, tx).await
     }
 
     /// Runs a plan outside any transaction.
     pub(super) async fn run_plan(&self, plan: Plan) -> Result<Outcome> {
-        let writes = plan.writes;
-        self.run(Work::Plan(plan), None, writes).await
+        self.run(Work::Plan(plan), None).await
     }
 
     /// Waits until the writer is free and opens a transaction on it. Dropping the
     /// future before then (maxWait passed) gives the place in line up.
     pub(super) async fn begin(&self) -> Result<u64> {
         let id = self.next_tx_id();
-        self.run(Work::Begin, Some(id), true).await?;
+        self.run(Work::Begin, Some(id)).await?;
         Ok(id)
     }
 
@@ -173,7 +178,7 @@ impl Executor {
             tx: Some(tx),
             reply,
         };
-        self.send(job, true);
+        self.send(job);
     }
 
     pub(super) fn end_with(&self, tx: u64, sql: &'static str, reply: Reply) {
@@ -182,27 +187,41 @@ impl Executor {
             tx: Some(tx),
             reply,
         };
-        self.send(job, true);
+        self.send(job);
     }
 
     pub(super) async fn run_in(&self, tx: u64, plan: Plan) -> Result<Outcome> {
-        self.run(Work::Plan(plan), Some(tx), true).await
+        self.run(Work::Plan(plan), Some(tx)).await
     }
 
     pub(super) async fn end(&self, tx: u64, sql: &'static str) -> Result<()> {
-        self.run(Work::End(sql), Some(tx), true).await.map(drop)
+        self.run(Work::End(sql), Some(tx)).await.map(drop)
     }
 
     /// Closes every connection once the jobs queued before have run.
     pub(super) async fn close(&self) {
-        let mut closing = vec![self.run(Work::Close, None, true)];
-        if let Some((_, count)) = &self.readers {
-            closing.extend((0..*count).map(|_| self.run(Work::Close, None, false)));
+        let mut closing = vec![ask(&self.writer, Work::Close, None)];
+        if let Some((readers, count)) = &self.readers {
+            closing.extend((0..*count).map(|_| ask(readers, Work::Close, None)));
         }
         for done in closing {
             let _ = done.await;
         }
     }
+}
+
+fn send_to(queue: &flume::Sender<Job>, job: Job) {
+    if let Err(flume::SendError(job)) = queue.send(job) {
+        job.reply.deliver(Err(closed_error()));
+    }
+}
+
+/// Queues `work` and waits for its result.
+async fn ask(queue: &flume::Sender<Job>, work: Work, tx: Option<u64>) -> Result<Outcome> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let reply = Box::new(Waiter(sender));
+    send_to(queue, Job { work, tx, reply });
+    receiver.await.unwrap_or_else(|_| Err(closed_error()))
 }
 
 /// Runs `body` on a new thread that holds `conn`'s handle (locked out of sqlx's worker)
@@ -409,10 +428,11 @@ fn is_call(work: &Work) -> bool {
 /// call leaves no trace and does not affect the others), so a burst of writes costs
 /// one commit — one sync of the journal — instead of one each. Every caller hears back
 /// only after the commit.
-fn run_batch(conn: &mut RawConnection, mut batch: Vec<Job>) {
-    if batch.len() == 1 {
-        let job = batch.pop().expect("one job");
-        job.reply.deliver(perform(conn, job.work, false));
+fn run_batch(conn: &mut RawConnection, batch: Vec<Job>) {
+    if batch.len() == 1 || !batch.iter().any(|job| job.work.writes()) {
+        for job in batch {
+            job.reply.deliver(perform(conn, job.work, false));
+        }
         return;
     }
     if let Err(err) = conn.raw("BEGIN IMMEDIATE") {
