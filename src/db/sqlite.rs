@@ -148,7 +148,8 @@ pub(super) async fn connect(config: &Config, migrate: bool) -> Result<(Executor,
         readers,
         Arc::new(formats),
         tokio::runtime::Handle::current(),
-    )?;
+    )
+    .await?;
     Ok((executor, created))
 }
 

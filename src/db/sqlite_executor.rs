@@ -73,7 +73,7 @@ impl Deliver for Waiter {
 
 impl Executor {
     /// Starts the writer thread on `writer` and a reader thread on each of `readers`.
-    pub(super) fn start(
+    pub(super) async fn start(
         writer: SqliteConnection,
         readers: Vec<SqliteConnection>,
         formats: Arc<DateFormats>,
@@ -86,7 +86,8 @@ impl Executor {
             Arc::clone(&formats),
             runtime.clone(),
             move |conn| run_writer(conn, writer_jobs),
-        )?;
+        )
+        .await?;
         let readers = match readers.len() {
             0 => None,
             count => {
@@ -99,7 +100,8 @@ impl Executor {
                         Arc::clone(&formats),
                         runtime.clone(),
                         move |conn| run_reader(conn, jobs),
-                    )?;
+                    )
+                    .await?;
                 }
                 Some((queue, count))
             }
@@ -226,18 +228,21 @@ async fn ask(queue: &flume::Sender<Job>, work: Work, tx: Option<u64>) -> Result<
 
 /// Runs `body` on a new thread that holds `conn`'s handle (locked out of sqlx's worker)
 /// until it returns, then closes the connection and confirms to the job that asked.
-fn spawn_thread(
+/// Resolves once the thread holds the handle (or could not take it).
+async fn spawn_thread(
     name: &str,
     mut conn: SqliteConnection,
     formats: Arc<DateFormats>,
     runtime: Handle,
     body: impl FnOnce(&mut RawConnection) -> Option<Reply> + Send + 'static,
 ) -> Result<()> {
+    let (started, holds_handle) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
             let close_reply = match runtime.block_on(conn.lock_handle()) {
                 Ok(mut locked) => {
+                    let _ = started.send(Ok(()));
                     // SAFETY: the handle stays locked to this thread until `raw` is gone.
                     let mut raw =
                         unsafe { RawConnection::new(locked.as_raw_handle().as_ptr(), formats) };
@@ -245,15 +250,22 @@ fn spawn_thread(
                     drop(raw);
                     reply
                 }
-                Err(_) => None,
+                Err(e) => {
+                    let _ = started.send(Err(KavachError::database(format!(
+                        "Cannot take the SQLite connection's handle: {e}"
+                    ))));
+                    None
+                }
             };
             let _ = runtime.block_on(conn.close());
             if let Some(reply) = close_reply {
                 reply.deliver(Ok(Outcome::Nothing));
             }
         })
-        .map(drop)
-        .map_err(|e| KavachError::database(format!("Cannot start a SQLite thread: {e}")))
+        .map_err(|e| KavachError::database(format!("Cannot start a SQLite thread: {e}")))?;
+    holds_handle
+        .await
+        .unwrap_or_else(|_| Err(KavachError::database("A SQLite thread stopped at start")))
 }
 
 /// Polls a future that never waits: `run_plan` on a raw SQLite connection, whose
