@@ -19,7 +19,7 @@ use sqlx::postgres::PgConnection;
 
 use pool::{Pool, Pooled};
 use sqlite_conn::RawConnection;
-use sqlite_executor::Executor;
+use sqlite_executor::{Executor, Work};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::config::{Config, Server, Target};
@@ -322,7 +322,7 @@ impl Adapter {
         }
         if self.flushed.load(Ordering::Acquire) {
             if let Some((Backend::Sqlite(executor), _)) = self.backend.get() {
-                executor.submit(method, args, reply);
+                executor.send(Work::Call(method, args), None, reply);
                 return;
             }
         }
@@ -347,7 +347,7 @@ impl Adapter {
         match (connected, self.backend.get()) {
             (Ok(()), Some((Backend::Sqlite(executor), _))) => {
                 for (method, args, reply) in calls {
-                    executor.submit(method, args, reply);
+                    executor.send(Work::Call(method, args), None, reply);
                 }
                 self.flushed.store(true, Ordering::Release);
             }
@@ -482,7 +482,7 @@ impl Adapter {
             timeout: settings.timeout,
             slot,
         };
-        executor.begin_with(tx, Box::new(begin));
+        executor.send(Work::Begin, Some(tx), Box::new(begin));
     }
 }
 
@@ -653,7 +653,7 @@ impl Transaction {
     pub fn dispatch(self: &Arc<Self>, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
         if let Ok(state) = self.state.try_lock() {
             if let TxState::Open(Lease::Sqlite { executor, tx }) = &*state {
-                executor.submit_in(*tx, method, args, reply);
+                executor.send(Work::Call(method, args), Some(*tx), reply);
                 return;
             }
         }
@@ -717,7 +717,7 @@ impl Transaction {
                     _ => TxState::RolledBack,
                 };
                 drop(state);
-                executor.end_with(tx, sql, reply);
+                executor.send(Work::End(sql), Some(tx), reply);
                 return;
             }
         }

@@ -113,32 +113,6 @@ impl Executor {
         })
     }
 
-    /// Queues a call; `reply` gets its result on the executor thread.
-    pub(super) fn submit(&self, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
-        let job = Job {
-            work: Work::Call(method, args),
-            tx: None,
-            reply,
-        };
-        self.send(job);
-    }
-
-    /// Queues a call of an open transaction (straight from the JS thread).
-    pub(super) fn submit_in(
-        &self,
-        tx: u64,
-        method: &'static Method,
-        args: Vec<JsValue>,
-        reply: Reply,
-    ) {
-        let job = Job {
-            work: Work::Call(method, args),
-            tx: Some(tx),
-            reply,
-        };
-        self.send(job);
-    }
-
     /// Reads outside transactions go to the readers (if any), the rest to the writer.
     fn queue_for(&self, work: &Work, tx: Option<u64>) -> &flume::Sender<Job> {
         match &self.readers {
@@ -147,8 +121,10 @@ impl Executor {
         }
     }
 
-    fn send(&self, job: Job) {
-        send_to(self.queue_for(&job.work, job.tx), job);
+    /// Queues `work` (of transaction `tx`, if any) straight from the calling thread;
+    /// `reply` gets its result on the executor thread.
+    pub(super) fn send(&self, work: Work, tx: Option<u64>, reply: Reply) {
+        send_to(self.queue_for(&work, tx), Job { work, tx, reply });
     }
 
     async fn run(&self, work: Work, tx: Option<u64>) -> Result<Outcome> {
@@ -170,26 +146,6 @@ impl Executor {
 
     pub(super) fn next_tx_id(&self) -> u64 {
         self.next_tx.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Queues the BEGIN of transaction `tx`, whose reply opens it (see
-    /// `Adapter::dispatch_begin`).
-    pub(super) fn begin_with(&self, tx: u64, reply: Reply) {
-        let job = Job {
-            work: Work::Begin,
-            tx: Some(tx),
-            reply,
-        };
-        self.send(job);
-    }
-
-    pub(super) fn end_with(&self, tx: u64, sql: &'static str, reply: Reply) {
-        let job = Job {
-            work: Work::End(sql),
-            tx: Some(tx),
-            reply,
-        };
-        self.send(job);
     }
 
     pub(super) async fn run_in(&self, tx: u64, plan: Plan) -> Result<Outcome> {
