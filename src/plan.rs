@@ -58,6 +58,14 @@ pub struct Plan {
     pub writes: bool,
 }
 
+impl Plan {
+    /// Does it take more than one statement (a write, then its read-back)? It must then
+    /// run in a transaction, to see exactly what its own write produced.
+    pub fn is_compound(&self) -> bool {
+        self.before.is_some()
+    }
+}
+
 /// The current time, as the adapter's `deleteExpired*` methods compare with it.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -58,13 +58,6 @@ pub struct Field {
     pub unique: bool,
 }
 
-impl Field {
-    /// Must a create input give this field?
-    pub fn required_on_create(&self) -> bool {
-        !self.optional && self.default.is_none()
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Index {
     pub name: String,

@@ -1,65 +1,36 @@
-//! Running plans: connections per provider (`sqlite.rs` with its executor threads,
-//! `postgres.rs`, `mysql.rs`, each with the same parts: connect, bind, decode, schema
-//! creation), lazy connection and schema creation on first use, retries on lost
-//! connections, and interactive transactions. Everything here is provider-neutral.
+//! Running plans: lazy connection and schema creation on first use, dispatch of each
+//! call from the JS thread, and interactive transactions. Everything here is
+//! provider-neutral; what a plan does with a connection is in `interpreter.rs` (the
+//! [`Queryable`](interpreter::Queryable) seam that every provider implements), how a
+//! column becomes a value in `decode.rs`, and each provider's connections in `sqlite/`
+//! (executor threads) and `server/` (pools of sqlx connections).
 
-mod mysql;
-mod pool;
-mod postgres;
+pub mod decode;
+pub mod interpreter;
+mod migrate;
+mod reply;
+mod server;
 mod sqlite;
-mod sqlite_conn;
-mod sqlite_executor;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use sqlx::mysql::MySqlConnection;
-use sqlx::postgres::PgConnection;
-
-use pool::{Pool, Pooled};
-use sqlite_conn::RawConnection;
-use sqlite_executor::{Executor, Work};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::config::{Config, Server, Target};
+pub use interpreter::{Outcome, Record};
+pub use reply::{Deliver, Reply};
+
+use reply::closed_error;
+use server::{ServerDatabase, ServerLease};
+use sqlite::{Executor, Work};
+
+use crate::config::{Config, Target};
 use crate::dialect::Dialect;
-use crate::error::{map_sqlx_error, ErrorContext, ErrorKind, KavachError, Result};
-use crate::methods::{Method, Returns};
-use crate::plan::{plan, Expect, Plan, Statement};
-use crate::schema::Model;
-use crate::value::{JsValue, Value};
-
-/// A decoded row of a model.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub model: &'static Model,
-    pub cells: Vec<Value>,
-}
-
-/// What a method call resolves with.
-#[derive(Debug)]
-pub enum Outcome {
-    Nothing,
-    Null,
-    Count(u64),
-    Record(Record),
-    Records(Vec<Record>),
-    Strings(Vec<String>),
-}
-
-/// Where a call's result goes: a JS promise, or a task awaiting it.
-pub trait Deliver: Send {
-    /// Hands the result over; false when nobody takes it any more.
-    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool;
-
-    /// Has the receiver stopped waiting?
-    fn abandoned(&self) -> bool {
-        false
-    }
-}
-
-pub type Reply = Box<dyn Deliver>;
+use crate::error::{KavachError, Result};
+use crate::methods::Method;
+use crate::plan::{plan, Plan};
+use crate::value::JsValue;
 
 /// The tokio runtime every adapter shares. Workers: `KAVACH_NATIVE_WORKERS`, else one
 /// per core.
@@ -80,55 +51,38 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     &RUNTIME
 }
 
+/// A connected database and the tables its first connection created.
+type Connected<T> = OnceCell<(T, Vec<String>)>;
+
 enum Backend {
     /// A writer thread (every write and transaction queue on it, so writers in this
     /// process never fight over SQLite's lock) and, for files, reader threads.
-    Sqlite(Executor),
-    Postgres(Pool<PgConnection>, Server),
-    Mysql(Pool<MySqlConnection>, Server),
+    Sqlite {
+        executor: Connected<Executor>,
+        /// Calls made before the connection was up, kept in the order they were made
+        /// so that they reach the executor in that order.
+        early_calls: std::sync::Mutex<Vec<EarlyCall>>,
+        /// Connected, and every early call went to the executor.
+        flushed: AtomicBool,
+    },
+    /// A pool of connections to PostgreSQL or MySQL.
+    Server(Arc<ServerDatabase>),
 }
 
-/// A pooled server connection, held for one call or one transaction.
-enum ServerLease {
-    Postgres(Pooled<PgConnection>),
-    Mysql(Pooled<MySqlConnection>),
-}
+/// A call waiting for its adapter to connect.
+type EarlyCall = (&'static Method, Vec<JsValue>, Reply);
 
 /// What a transaction runs on: its place on the SQLite writer, or a server connection.
 enum Lease {
     Sqlite { executor: Executor, tx: u64 },
-    Server(ServerLease),
-}
-
-/// A connection of any provider, for running statements.
-enum Conn<'a> {
-    Sqlite(&'a mut RawConnection),
-    Postgres(&'a mut PgConnection),
-    Mysql(&'a mut MySqlConnection),
-}
-
-impl ServerLease {
-    fn conn(&mut self) -> Conn<'_> {
-        match self {
-            ServerLease::Postgres(conn) => Conn::Postgres(conn),
-            ServerLease::Mysql(conn) => Conn::Mysql(conn),
-        }
-    }
-
-    /// Keeps a broken connection out of the pool.
-    fn discard(&mut self) {
-        match self {
-            ServerLease::Postgres(conn) => conn.discard(),
-            ServerLease::Mysql(conn) => conn.discard(),
-        }
-    }
+    Server(Box<dyn ServerLease>),
 }
 
 impl Lease {
     async fn run(&mut self, plan: Plan) -> Result<Outcome> {
         match self {
             Lease::Sqlite { executor, tx } => executor.run_in(*tx, plan).await,
-            Lease::Server(server) => run_plan(&mut server.conn(), &plan).await,
+            Lease::Server(server) => server.run(&plan).await,
         }
     }
 
@@ -136,7 +90,7 @@ impl Lease {
     async fn raw(&mut self, sql: &'static str) -> Result<()> {
         match self {
             Lease::Sqlite { executor, tx } => executor.end(*tx, sql).await,
-            Lease::Server(server) => server.conn().raw(sql).await,
+            Lease::Server(server) => server.raw(sql).await,
         }
     }
 
@@ -147,187 +101,108 @@ impl Lease {
     }
 }
 
-impl Conn<'_> {
-    async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
-        let ctx = ErrorContext { model };
-        let map = |e| map_sqlx_error(e, Some(&ctx));
-        match self {
-            Conn::Sqlite(c) => c.execute(statement, model),
-            Conn::Postgres(c) => postgres::execute(c, statement).await.map_err(map),
-            Conn::Mysql(c) => mysql::execute(c, statement).await.map_err(map),
-        }
-    }
-
-    async fn fetch(&mut self, statement: &Statement, model: &'static Model) -> Result<Vec<Record>> {
-        let ctx = ErrorContext { model };
-        let map = |e| map_sqlx_error(e, Some(&ctx));
-        match self {
-            Conn::Sqlite(c) => c.fetch(statement, model),
-            Conn::Postgres(c) => postgres::fetch(c, statement, model, map).await,
-            Conn::Mysql(c) => mysql::fetch(c, statement, model, map).await,
-        }
-    }
-
-    /// Runs SQL text without parameters (transaction control).
-    async fn raw(&mut self, sql: &str) -> Result<()> {
-        use sqlx::Executor;
-        let result = match self {
-            Conn::Sqlite(c) => return c.raw(sql),
-            Conn::Postgres(c) => c.execute(sql).await.map(drop),
-            Conn::Mysql(c) => c.execute(sql).await.map(drop),
-        };
-        result.map_err(|e| map_sqlx_error(e, None))
-    }
-}
-
-/// A call waiting for its adapter to connect.
-type EarlyCall = (&'static Method, Vec<JsValue>, Reply);
-
 pub struct Adapter {
     config: Config,
     dialect: Dialect,
-    /// The connections, and the tables the first connection created.
-    backend: OnceCell<(Backend, Vec<String>)>,
-    /// SQLite calls made before the connection was up, kept in the order they were made
-    /// so that they reach the executor in that order.
-    early_calls: std::sync::Mutex<Vec<EarlyCall>>,
-    /// SQLite is connected and every early call went to the executor.
-    flushed: AtomicBool,
+    backend: Backend,
     closed: AtomicBool,
-}
-
-fn closed_error() -> KavachError {
-    KavachError::database(
-        "This adapter was closed with close(); create a new one with createAdapter().",
-    )
-}
-
-/// A lost connection: the call may be retried on another one.
-fn is_connection_lost(err: &KavachError) -> bool {
-    err.kind == ErrorKind::Known("P1017")
-}
-
-/// Errors after which the connection is known to be fine for the next call: anything
-/// else (a lost connection, a failed COMMIT, an unknown server error) retires it.
-fn leaves_connection_clean(err: &KavachError) -> bool {
-    matches!(
-        err.kind,
-        ErrorKind::Validation | ErrorKind::Known("P2000" | "P2002" | "P2020" | "P2025")
-    )
 }
 
 impl Adapter {
     pub fn new(config: Config) -> Self {
-        let dialect = match config.target {
-            Target::Memory | Target::File(_) => Dialect::Sqlite,
-            Target::Postgres(_) => Dialect::Postgres,
-            Target::Mysql(_) => Dialect::Mysql,
+        let (dialect, backend) = match config.target {
+            Target::Memory | Target::File(_) => (
+                Dialect::Sqlite,
+                Backend::Sqlite {
+                    executor: OnceCell::new(),
+                    early_calls: std::sync::Mutex::new(Vec::new()),
+                    flushed: AtomicBool::new(false),
+                },
+            ),
+            Target::Postgres(ref server) => (
+                Dialect::Postgres,
+                Backend::Server(Arc::new(ServerDatabase::postgres(
+                    server.clone(),
+                    !config.skip_migrations,
+                ))),
+            ),
+            Target::Mysql(ref server) => (
+                Dialect::Mysql,
+                Backend::Server(Arc::new(ServerDatabase::mysql(
+                    server.clone(),
+                    !config.skip_migrations,
+                ))),
+            ),
         };
         Adapter {
             config,
             dialect,
-            backend: OnceCell::new(),
-            early_calls: std::sync::Mutex::new(Vec::new()),
-            flushed: AtomicBool::new(false),
+            backend,
             closed: AtomicBool::new(false),
         }
     }
 
-    async fn backend(&self) -> Result<&Backend> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(closed_error());
+    fn check_open(&self) -> Result<()> {
+        match self.closed.load(Ordering::Acquire) {
+            true => Err(closed_error()),
+            false => Ok(()),
         }
-        let (backend, _) = self.backend.get_or_try_init(|| self.connect()).await?;
-        Ok(backend)
+    }
+
+    /// Connects the SQLite executor (if not yet).
+    async fn executor<'a>(&self, cell: &'a Connected<Executor>) -> Result<&'a Executor> {
+        self.check_open()?;
+        let migrate = !self.config.skip_migrations;
+        let connect = || sqlite::connect(&self.config, migrate);
+        Ok(&cell.get_or_try_init(connect).await?.0)
     }
 
     /// Connects (if not yet) and tells which tables this adapter created.
     pub async fn created_tables(&self) -> Result<Vec<String>> {
-        self.backend().await?;
-        Ok(self
-            .backend
-            .get()
-            .map(|(_, created)| created.clone())
-            .unwrap_or_default())
-    }
-
-    async fn connect(&self) -> Result<(Backend, Vec<String>)> {
-        let migrate = !self.config.skip_migrations;
-        Ok(match &self.config.target {
-            Target::Memory | Target::File(_) => {
-                let (executor, created) = sqlite::connect(&self.config, migrate).await?;
-                (Backend::Sqlite(executor), created)
+        let created = match &self.backend {
+            Backend::Sqlite { executor, .. } => {
+                self.executor(executor).await?;
+                executor.get().map(|(_, created)| created)
             }
-            Target::Postgres(server) => {
-                reachable(server, postgres::probe(server)).await?;
-                let (pool, created) = postgres::connect(server, migrate).await?;
-                (Backend::Postgres(pool, server.clone()), created)
-            }
-            Target::Mysql(server) => {
-                reachable(server, mysql::probe(server)).await?;
-                let (pool, created) = mysql::connect(server, migrate).await?;
-                (Backend::Mysql(pool, server.clone()), created)
-            }
-        })
-    }
-
-    /// A pooled connection of a server backend. An empty pool must connect first: a
-    /// server that refuses is reported at once (the pool itself would retry until
-    /// pool_timeout).
-    async fn server_lease(&self, backend: &Backend) -> Result<ServerLease> {
-        match backend {
-            Backend::Postgres(pool, server) => {
-                if pool.open() == 0 {
-                    reachable(server, postgres::probe(server)).await?;
-                }
-                match pool.acquire().await {
-                    Ok(conn) => Ok(ServerLease::Postgres(conn)),
-                    Err(e) => Err(acquire_error(e, server, postgres::probe(server)).await),
-                }
-            }
-            Backend::Mysql(pool, server) => {
-                if pool.open() == 0 {
-                    reachable(server, mysql::probe(server)).await?;
-                }
-                match pool.acquire().await {
-                    Ok(conn) => Ok(ServerLease::Mysql(conn)),
-                    Err(e) => Err(acquire_error(e, server, mysql::probe(server)).await),
-                }
-            }
-            Backend::Sqlite(_) => unreachable!("SQLite runs on its executor threads"),
-        }
-    }
-
-    fn max_attempts(&self) -> usize {
-        match &self.config.target {
-            Target::Postgres(s) | Target::Mysql(s) => s.connection_limit.unwrap_or(5) as usize + 1,
-            _ => 1,
-        }
+            Backend::Server(database) => return database.created_tables().await,
+        };
+        Ok(created.cloned().unwrap_or_default())
     }
 
     /// Starts one method call from the JS thread. On SQLite it goes straight to an
     /// executor thread (queued in call order until the first connection is up); on a
     /// server it runs as a task on the runtime.
     pub fn dispatch(self: &Arc<Self>, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
-        if self.closed.load(Ordering::Acquire) {
-            reply.deliver(Err(closed_error()));
+        if let Err(err) = self.check_open() {
+            reply.deliver(Err(err));
             return;
         }
-        if self.dialect != Dialect::Sqlite {
-            let adapter = Arc::clone(self);
-            runtime().spawn(async move {
-                reply.deliver(adapter.call(method, args).await);
-            });
-            return;
-        }
-        if self.flushed.load(Ordering::Acquire) {
-            if let Some((Backend::Sqlite(executor), _)) = self.backend.get() {
+        let (executor, early_calls, flushed) = match &self.backend {
+            Backend::Sqlite {
+                executor,
+                early_calls,
+                flushed,
+            } => (executor, early_calls, flushed),
+            Backend::Server(database) => {
+                let (database, dialect) = (Arc::clone(database), self.dialect);
+                runtime().spawn(async move {
+                    let call = async {
+                        let plan = plan(method, &args, dialect)?;
+                        database.pool().await?.call(&plan).await
+                    };
+                    reply.deliver(call.await);
+                });
+                return;
+            }
+        };
+        if flushed.load(Ordering::Acquire) {
+            if let Some((executor, _)) = executor.get() {
                 executor.send(Work::Call(method, args), None, reply);
                 return;
             }
         }
-        let mut early = self.early_calls.lock().unwrap_or_else(|e| e.into_inner());
-        if self.flushed.load(Ordering::Acquire) {
+        let mut early = early_calls.lock().unwrap_or_else(|e| e.into_inner());
+        if flushed.load(Ordering::Acquire) {
             drop(early);
             return self.dispatch(method, args, reply);
         }
@@ -338,51 +213,31 @@ impl Adapter {
         }
     }
 
-    /// Connects, then hands the calls made meanwhile to the executor in order (or
+    /// Connects SQLite, then hands the calls made meanwhile to the executor in order (or
     /// answers each with the connection error).
     async fn flush_early_calls(&self) {
-        let connected = self.backend().await.map(drop);
-        let mut early = self.early_calls.lock().unwrap_or_else(|e| e.into_inner());
+        let Backend::Sqlite {
+            executor,
+            early_calls,
+            flushed,
+        } = &self.backend
+        else {
+            return;
+        };
+        let connected = self.executor(executor).await;
+        let mut early = early_calls.lock().unwrap_or_else(|e| e.into_inner());
         let calls = std::mem::take(&mut *early);
-        match (connected, self.backend.get()) {
-            (Ok(()), Some((Backend::Sqlite(executor), _))) => {
+        match connected {
+            Ok(executor) => {
                 for (method, args, reply) in calls {
                     executor.send(Work::Call(method, args), None, reply);
                 }
-                self.flushed.store(true, Ordering::Release);
+                flushed.store(true, Ordering::Release);
             }
-            (Err(err), _) => {
+            Err(err) => {
                 for (_, _, reply) in calls {
                     reply.deliver(Err(err.clone()));
                 }
-            }
-            (Ok(()), _) => unreachable!("only SQLite adapters queue early calls"),
-        }
-    }
-
-    /// Runs one method outside any transaction. A call that finds its pooled connection
-    /// dead (server restart, terminated backend) runs again on a fresh one.
-    pub async fn call(&self, method: &'static Method, args: Vec<JsValue>) -> Result<Outcome> {
-        let plan = plan(method, &args, self.dialect)?;
-        let backend = self.backend().await?;
-        if let Backend::Sqlite(executor) = backend {
-            return executor.run_plan(plan).await;
-        }
-        let mut attempt = 1;
-        loop {
-            let mut lease = self.server_lease(backend).await?;
-            match run_atomically(&mut lease.conn(), &plan).await {
-                Err(err) if is_connection_lost(&err) && attempt < self.max_attempts() => {
-                    lease.discard();
-                    attempt += 1;
-                }
-                Err(err) => {
-                    if !leaves_connection_clean(&err) {
-                        lease.discard();
-                    }
-                    return Err(err);
-                }
-                ok => return ok,
             }
         }
     }
@@ -390,23 +245,28 @@ impl Adapter {
     /// Closes every connection; later calls fail with a clear error.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        match self.backend.get().map(|(backend, _)| backend) {
-            Some(Backend::Sqlite(executor)) => executor.close().await,
-            Some(Backend::Postgres(pool, _)) => pool.close(),
-            Some(Backend::Mysql(pool, _)) => pool.close(),
-            None => {}
+        match &self.backend {
+            Backend::Sqlite { executor, .. } => {
+                if let Some((executor, _)) = executor.get() {
+                    executor.close().await;
+                }
+            }
+            Backend::Server(database) => database.close(),
         }
     }
 
     /// What a transaction runs on, within `max_wait`: SQLite waits for the writer to be
     /// free and begins there; servers wait for a pooled connection.
     async fn transaction_lease(&self) -> Result<Lease> {
-        match self.backend().await? {
-            Backend::Sqlite(executor) => Ok(Lease::Sqlite {
-                tx: executor.begin().await?,
-                executor: executor.clone(),
-            }),
-            server => Ok(Lease::Server(self.server_lease(server).await?)),
+        match &self.backend {
+            Backend::Sqlite { executor, .. } => {
+                let executor = self.executor(executor).await?;
+                Ok(Lease::Sqlite {
+                    tx: executor.begin().await?,
+                    executor: executor.clone(),
+                })
+            }
+            Backend::Server(database) => Ok(Lease::Server(database.pool().await?.lease().await?)),
         }
     }
 
@@ -424,10 +284,20 @@ impl Adapter {
             .map_err(|_| max_wait_passed(max_wait))??;
         if let Lease::Server(server) = &mut lease {
             for sql in begin_sql {
-                server.conn().raw(sql).await?;
+                server.raw(sql).await?;
             }
         }
         Ok(Transaction::open(lease, self.dialect, timeout))
+    }
+
+    /// The SQLite executor, once it is connected and took every early call.
+    fn ready_executor(&self) -> Option<&Executor> {
+        match &self.backend {
+            Backend::Sqlite {
+                executor, flushed, ..
+            } if flushed.load(Ordering::Acquire) => executor.get().map(|(executor, _)| executor),
+            _ => None,
+        }
     }
 
     /// Begins a transaction for the JS thread and stores it in `slot`. On a connected
@@ -439,25 +309,20 @@ impl Adapter {
         slot: Arc<OnceCell<Arc<Transaction>>>,
         reply: Reply,
     ) {
-        let executor = match self.backend.get() {
-            Some((Backend::Sqlite(executor), _)) if self.flushed.load(Ordering::Acquire) => {
-                executor
-            }
-            _ => {
-                let adapter = Arc::clone(self);
-                runtime().spawn(async move {
-                    let begun = adapter
-                        .begin(
-                            settings.timeout,
-                            settings.max_wait,
-                            settings.isolation.as_deref(),
-                        )
-                        .await
-                        .and_then(|tx| store_transaction(&slot, tx));
-                    reply.deliver(begun);
-                });
-                return;
-            }
+        let Some(executor) = self.ready_executor() else {
+            let adapter = Arc::clone(self);
+            runtime().spawn(async move {
+                let begun = adapter
+                    .begin(
+                        settings.timeout,
+                        settings.max_wait,
+                        settings.isolation.as_deref(),
+                    )
+                    .await
+                    .and_then(|tx| store_transaction(&slot, tx));
+                reply.deliver(begun);
+            });
+            return;
         };
         if let Err(err) = begin_statements(self.dialect, settings.isolation.as_deref()) {
             reply.deliver(Err(err));
@@ -738,188 +603,4 @@ impl Transaction {
             };
         }
     }
-}
-
-/// Outside a transaction, a write followed by its read-back (MySQL has no RETURNING)
-/// runs in its own transaction: the write's row lock keeps others out until the row is
-/// read, so the caller sees exactly what its write produced.
-async fn run_atomically(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
-    if plan.before.is_none() {
-        return run_plan(conn, plan).await;
-    }
-    conn.raw("BEGIN").await?;
-    let result = run_plan(conn, plan).await;
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    match conn.raw(end).await {
-        Ok(()) => result,
-        Err(err) => result.and(Err(err)),
-    }
-}
-
-async fn run_plan(conn: &mut Conn<'_>, plan: &Plan) -> Result<Outcome> {
-    let model = plan.model;
-    if let Some(write) = &plan.before {
-        let affected = conn.execute(write, model).await?;
-        if let (Expect::AfterWrite { missing }, 0) = (plan.expect, affected) {
-            return match missing {
-                Some(operation) => Err(KavachError::record_not_found(&model.name, operation)),
-                None => Ok(Outcome::Null),
-            };
-        }
-    }
-    match plan.expect {
-        Expect::Affected { returns } => {
-            let affected = conn.execute(&plan.statement, model).await?;
-            Ok(match returns {
-                Returns::Count => Outcome::Count(affected),
-                _ => Outcome::Nothing,
-            })
-        }
-        Expect::AffectedOne { operation } => {
-            let affected = conn.execute(&plan.statement, model).await?;
-            if affected == 0 {
-                return Err(KavachError::record_not_found(&model.name, operation));
-            }
-            Ok(Outcome::Nothing)
-        }
-        Expect::Optional | Expect::One { .. } | Expect::AfterWrite { .. } => {
-            let mut rows = conn.fetch(&plan.statement, model).await?;
-            match (rows.is_empty(), plan.expect) {
-                (
-                    false,
-                    Expect::One {
-                        returns: Returns::Nothing,
-                        ..
-                    },
-                ) => Ok(Outcome::Nothing),
-                (false, _) => Ok(Outcome::Record(rows.swap_remove(0))),
-                (true, Expect::One { operation, .. })
-                | (
-                    true,
-                    Expect::AfterWrite {
-                        missing: Some(operation),
-                    },
-                ) => Err(KavachError::record_not_found(&model.name, operation)),
-                (true, _) => Ok(Outcome::Null),
-            }
-        }
-        Expect::Many => Ok(Outcome::Records(conn.fetch(&plan.statement, model).await?)),
-    }
-}
-
-/// What creating the missing tables takes: their names and the DDL statements.
-struct SchemaChange {
-    tables: Vec<String>,
-    statements: Vec<String>,
-}
-
-/// The tables of the declared models that `existing` lacks, with their DDL; existing
-/// tables are left exactly as they are.
-fn schema_change(existing: &[String], dialect: Dialect) -> SchemaChange {
-    let missing: Vec<&Model> = crate::schema::SCHEMA
-        .models
-        .iter()
-        .filter(|m| !existing.contains(&m.table))
-        .collect();
-    SchemaChange {
-        tables: missing.iter().map(|m| m.table.clone()).collect(),
-        statements: missing
-            .iter()
-            .flat_map(|m| dialect.create_table(m))
-            .collect(),
-    }
-}
-
-/// Decodes a row of `model`: column `i` holds field `i` (plans select every field in
-/// declaration order); `decode_cell` is the provider's conversion.
-fn decode_row<R: sqlx::Row>(
-    model: &'static Model,
-    row: &R,
-    decode_cell: impl for<'r> Fn(
-        &Model,
-        &crate::schema::Field,
-        <R::Database as sqlx::Database>::ValueRef<'r>,
-    ) -> Result<Value>,
-) -> Result<Record>
-where
-    usize: sqlx::ColumnIndex<R>,
-{
-    let cells = model
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let raw = row
-                .try_get_raw(i)
-                .map_err(|e| decode_error(model, field, e))?;
-            decode_cell(model, field, raw)
-        })
-        .collect::<Result<_>>()?;
-    Ok(Record { model, cells })
-}
-
-/// Can the server be reached? `probe` is one direct connection attempt, bounded by
-/// `connect_timeout`; the error (P1001) names host and port, never the password.
-async fn reachable(
-    server: &Server,
-    probe: impl std::future::Future<Output = std::result::Result<(), sqlx::Error>>,
-) -> Result<()> {
-    match tokio::time::timeout(server.connect_timeout, probe).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(probe_error)) => Err(unreachable(server, &probe_error)),
-        Err(_) => Err(KavachError::connection(
-            "P1001",
-            format!(
-                "Can't reach database server at {}: no answer within connect_timeout",
-                server.location()
-            ),
-        )),
-    }
-}
-
-/// A pool that gave no connection in time is either exhausted (P2024) or cannot reach
-/// the server at all (P1001): `probe` tells which.
-async fn acquire_error(
-    err: sqlx::Error,
-    server: &Server,
-    probe: impl std::future::Future<Output = std::result::Result<(), sqlx::Error>>,
-) -> KavachError {
-    if !matches!(err, sqlx::Error::PoolTimedOut) {
-        return unreachable(server, &err);
-    }
-    match reachable(server, probe).await {
-        Ok(()) => map_sqlx_error(err, None),
-        Err(unreachable) => unreachable,
-    }
-}
-
-fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
-    let reason = match err {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
-    };
-    KavachError::connection(
-        "P1001",
-        format!(
-            "Can't reach database server at {} ({reason})",
-            server.location()
-        ),
-    )
-}
-
-/// The error a decode of column `field` of `model` raises when the stored value does not
-/// fit the declared type.
-fn decode_error(
-    model: &Model,
-    field: &crate::schema::Field,
-    what: impl std::fmt::Display,
-) -> KavachError {
-    KavachError::database(format!(
-        "Cannot read {}.{} (column {}) as {}: {what}",
-        model.name,
-        field.name,
-        field.column,
-        field.ty.prisma_name()
-    ))
 }

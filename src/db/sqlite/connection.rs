@@ -1,6 +1,7 @@
-//! Running statements on a SQLite connection's own handle, on the thread that owns it:
-//! prepared statements cached by SQL text, parameters bound in the format of their
-//! column, rows decoded straight from the statement. sqlx opens and configures the
+//! Running statements on a SQLite connection's own handle, on the thread that owns it —
+//! this handle is SQLite's [`Queryable`](crate::db::interpreter::Queryable), its futures
+//! never wait: prepared statements cached by SQL text, parameters bound in the format of
+//! their column, rows read straight off the statement. sqlx opens and configures the
 //! connection; its handle is then locked out of sqlx's worker for good, so a call
 //! costs no hop through that worker and no channel send per row.
 
@@ -10,12 +11,12 @@ use std::ptr;
 
 use libsqlite3_sys as ffi;
 
-use super::sqlite::DateFormats;
-use super::{decode_error, Record};
+use crate::db::decode::{self, decode_error, Cell, DateFormats};
+use crate::db::interpreter::{Connection, Queryable, Record};
 use crate::error::{map_database_error, ErrorContext, KavachError, Result};
 use crate::plan::Statement;
 use crate::schema::{Field, Model, ScalarType};
-use crate::value::{format_iso_millis, parse_stored_date, TimestampFormat, Value};
+use crate::value::{format_iso_millis, TimestampFormat, Value};
 
 /// Prepared statements kept per connection; beyond this the cache starts over.
 const STATEMENT_CACHE: usize = 512;
@@ -172,19 +173,10 @@ impl RawConnection {
         let formats = std::sync::Arc::clone(&self.formats);
         let mut records = Vec::new();
         self.run(statement, model, |stmt| {
-            let cells = model
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, field)| {
-                    let format = match field.ty {
-                        ScalarType::DateTime => formats.of(model, i),
-                        _ => formats.default(),
-                    };
-                    unsafe { decode_cell(stmt, i as c_int, model, field, format) }
-                })
-                .collect::<Result<_>>()?;
-            records.push(Record { model, cells });
+            let record = decode::record(model, Some(&formats), |i, field| unsafe {
+                read_cell(stmt, i as c_int, model, field)
+            })?;
+            records.push(record);
             Ok(())
         })?;
         Ok(records)
@@ -221,44 +213,51 @@ unsafe fn column_text<'a>(
     std::str::from_utf8(std::slice::from_raw_parts(text, len)).map_err(|e| e.to_string())
 }
 
-/// One column of the current row as the field's type. Strings, integers and booleans
-/// take SQLite's own conversion; dates and JSON follow the value's storage class.
-unsafe fn decode_cell(
+/// One column of the current row, read for the field's type: strings, integers and
+/// booleans take SQLite's own conversion; dates and JSON follow the value's storage class.
+unsafe fn read_cell<'a>(
     stmt: *mut ffi::sqlite3_stmt,
     i: c_int,
     model: &Model,
     field: &Field,
-    format: TimestampFormat,
-) -> Result<Value> {
+) -> Result<Cell<'a>> {
     let storage = ffi::sqlite3_column_type(stmt, i);
     if storage == ffi::SQLITE_NULL {
-        return Ok(Value::Null);
+        return Ok(Cell::Null);
     }
-    let bad = |what: String| decode_error(model, field, what);
-    let text = || column_text(stmt, i).map_err(bad);
+    let text = || column_text(stmt, i).map_err(|what| decode_error(model, field, what));
     let int = || ffi::sqlite3_column_int64(stmt, i);
-    let real = || ffi::sqlite3_column_double(stmt, i);
-    Ok(match field.ty {
-        ScalarType::String => Value::Text(text()?.to_string()),
-        ScalarType::Int => Value::Int(int()),
-        ScalarType::Boolean => Value::Bool(int() != 0),
-        ScalarType::DateTime => match storage {
-            ffi::SQLITE_INTEGER => Value::DateTime(format.from_integer(int())),
-            ffi::SQLITE_FLOAT => Value::DateTime(format.from_integer(real() as i64)),
-            _ => {
-                let s = text()?;
-                Value::DateTime(
-                    parse_stored_date(s).ok_or_else(|| bad(format!("'{s}' is not a date")))?,
-                )
-            }
-        },
-        // A JSONB column has NUMERIC affinity: a bare JSON number is stored as a number.
-        ScalarType::Json => match storage {
-            ffi::SQLITE_INTEGER => Value::Json(int().into()),
-            ffi::SQLITE_FLOAT => Value::Json(
-                serde_json::Number::from_f64(real()).map_or(serde_json::Value::Null, Into::into),
-            ),
-            _ => Value::JsonText(text()?.to_string()),
-        },
+    Ok(match (field.ty, storage) {
+        (ScalarType::String, _) => Cell::Text(text()?),
+        (ScalarType::Int | ScalarType::Boolean, _) => Cell::Int(int()),
+        (ScalarType::DateTime | ScalarType::Json, ffi::SQLITE_INTEGER) => Cell::Int(int()),
+        (ScalarType::DateTime | ScalarType::Json, ffi::SQLITE_FLOAT) => {
+            Cell::Real(ffi::sqlite3_column_double(stmt, i))
+        }
+        (ScalarType::DateTime | ScalarType::Json, _) => Cell::Text(text()?),
     })
+}
+
+impl Queryable for RawConnection {
+    fn query(
+        &mut self,
+        statement: &Statement,
+        model: &'static Model,
+    ) -> impl std::future::Future<Output = Result<Vec<Record>>> + Send {
+        std::future::ready(self.fetch(statement, model))
+    }
+
+    fn execute(
+        &mut self,
+        statement: &Statement,
+        model: &'static Model,
+    ) -> impl std::future::Future<Output = Result<u64>> + Send {
+        std::future::ready(RawConnection::execute(self, statement, model))
+    }
+}
+
+impl Connection for RawConnection {
+    fn raw(&mut self, sql: &str) -> impl std::future::Future<Output = Result<()>> + Send {
+        std::future::ready(RawConnection::raw(self, sql))
+    }
 }

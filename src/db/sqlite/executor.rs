@@ -13,16 +13,17 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::runtime::Handle;
 
-use super::sqlite::DateFormats;
-use super::sqlite_conn::RawConnection;
-use super::{closed_error, run_atomically, run_plan, Conn, Deliver, Outcome, Reply};
+use super::connection::RawConnection;
+use crate::db::decode::DateFormats;
+use crate::db::interpreter::{complete_now, run_atomically, run_plan, Outcome};
+use crate::db::reply::{closed_error, Reply, Waiter};
 use crate::dialect::Dialect;
 use crate::error::{KavachError, Result};
 use crate::methods::Method;
 use crate::plan::{plan, Plan};
 use crate::value::JsValue;
 
-pub(super) enum Work {
+pub(crate) enum Work {
     /// A method call, planned on the executor thread.
     Call(&'static Method, Vec<JsValue>),
     Plan(Plan),
@@ -52,28 +53,15 @@ pub(super) struct Job {
 
 /// The queues of one SQLite database's executor threads.
 #[derive(Clone)]
-pub(super) struct Executor {
+pub(crate) struct Executor {
     writer: flume::Sender<Job>,
     readers: Option<(flume::Sender<Job>, usize)>,
     next_tx: Arc<AtomicU64>,
 }
 
-/// A reply a task awaits.
-struct Waiter(tokio::sync::oneshot::Sender<Result<Outcome>>);
-
-impl Deliver for Waiter {
-    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool {
-        self.0.send(result).is_ok()
-    }
-
-    fn abandoned(&self) -> bool {
-        self.0.is_closed()
-    }
-}
-
 impl Executor {
     /// Starts the writer thread on `writer` and a reader thread on each of `readers`.
-    pub(super) async fn start(
+    pub(crate) async fn start(
         writer: SqliteConnection,
         readers: Vec<SqliteConnection>,
         formats: Arc<DateFormats>,
@@ -123,7 +111,7 @@ impl Executor {
 
     /// Queues `work` (of transaction `tx`, if any) straight from the calling thread;
     /// `reply` gets its result on the executor thread.
-    pub(super) fn send(&self, work: Work, tx: Option<u64>, reply: Reply) {
+    pub(crate) fn send(&self, work: Work, tx: Option<u64>, reply: Reply) {
         send_to(self.queue_for(&work, tx), Job { work, tx, reply });
     }
 
@@ -131,33 +119,28 @@ impl Executor {
         ask(self.queue_for(&work, tx), work, tx).await
     }
 
-    /// Runs a plan outside any transaction.
-    pub(super) async fn run_plan(&self, plan: Plan) -> Result<Outcome> {
-        self.run(Work::Plan(plan), None).await
-    }
-
     /// Waits until the writer is free and opens a transaction on it. Dropping the
     /// future before then (maxWait passed) gives the place in line up.
-    pub(super) async fn begin(&self) -> Result<u64> {
+    pub(crate) async fn begin(&self) -> Result<u64> {
         let id = self.next_tx_id();
         self.run(Work::Begin, Some(id)).await?;
         Ok(id)
     }
 
-    pub(super) fn next_tx_id(&self) -> u64 {
+    pub(crate) fn next_tx_id(&self) -> u64 {
         self.next_tx.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(super) async fn run_in(&self, tx: u64, plan: Plan) -> Result<Outcome> {
+    pub(crate) async fn run_in(&self, tx: u64, plan: Plan) -> Result<Outcome> {
         self.run(Work::Plan(plan), Some(tx)).await
     }
 
-    pub(super) async fn end(&self, tx: u64, sql: &'static str) -> Result<()> {
+    pub(crate) async fn end(&self, tx: u64, sql: &'static str) -> Result<()> {
         self.run(Work::End(sql), Some(tx)).await.map(drop)
     }
 
     /// Closes every connection once the jobs queued before have run.
-    pub(super) async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let mut closing = vec![ask(&self.writer, Work::Close, None)];
         if let Some((readers, count)) = &self.readers {
             closing.extend((0..*count).map(|_| ask(readers, Work::Close, None)));
@@ -224,17 +207,6 @@ async fn spawn_thread(
         .unwrap_or_else(|_| Err(KavachError::database("A SQLite thread stopped at start")))
 }
 
-/// Polls a future that never waits: `run_plan` on a raw SQLite connection, whose
-/// operations are synchronous.
-fn complete_now<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut context) {
-        std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => unreachable!("SQLite statements run synchronously"),
-    }
-}
-
 fn perform(conn: &mut RawConnection, work: Work, in_transaction: bool) -> Result<Outcome> {
     let plan = match work {
         Work::Call(method, args) => plan(method, &args, Dialect::Sqlite)?,
@@ -242,10 +214,10 @@ fn perform(conn: &mut RawConnection, work: Work, in_transaction: bool) -> Result
         Work::End(sql) => return conn.raw(sql).map(|()| Outcome::Nothing),
         Work::Begin | Work::Close => unreachable!("handled by the executor loop"),
     };
-    let mut conn = Conn::Sqlite(conn);
+    // The connection's statements run synchronously: these futures never wait.
     match in_transaction {
-        true => complete_now(run_plan(&mut conn, &plan)),
-        false => complete_now(run_atomically(&mut conn, &plan)),
+        true => complete_now(run_plan(conn, &plan)),
+        false => complete_now(run_atomically(conn, &plan)),
     }
 }
 

@@ -6,14 +6,16 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlSslMode, MySqlValueRef,
 };
-use sqlx::{Connection, Decode, Executor, ValueRef};
+use sqlx::{Connection as _, Decode, Executor, Row, ValueRef};
 
 use super::pool::Pool;
 use super::postgres::default_pool_size;
-use super::{decode_error, decode_row, Record};
 use crate::config::Server;
+use crate::db::decode::{self, decode_error, Cell};
+use crate::db::interpreter::{Connection, Queryable, Record};
+use crate::db::migrate::schema_change;
 use crate::dialect::Dialect;
-use crate::error::{map_sqlx_error, KavachError, Result};
+use crate::error::{map_sqlx_error, ErrorContext, KavachError, Result};
 use crate::plan::Statement;
 use crate::schema::{Field, Model, ScalarType};
 use crate::value::Value;
@@ -48,11 +50,25 @@ fn connect_options(server: &Server) -> MySqlConnectOptions {
     options.statement_cache_capacity(server.statement_cache_size.unwrap_or(100))
 }
 
+pub(super) struct Driver;
+
+impl super::Driver for Driver {
+    type Conn = MySqlConnection;
+
+    async fn connect(
+        server: &Server,
+        migrate: bool,
+    ) -> Result<(Pool<MySqlConnection>, Vec<String>)> {
+        connect(server, migrate).await
+    }
+
+    async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
+        probe(server).await
+    }
+}
+
 /// Also returns the tables it created.
-pub(super) async fn connect(
-    server: &Server,
-    migrate: bool,
-) -> Result<(Pool<MySqlConnection>, Vec<String>)> {
+async fn connect(server: &Server, migrate: bool) -> Result<(Pool<MySqlConnection>, Vec<String>)> {
     let options = connect_options(server);
     let pool = Pool::new(
         server.connection_limit.unwrap_or(default_pool_size()),
@@ -75,7 +91,7 @@ pub(super) async fn connect(
 }
 
 /// One direct connection attempt, to tell an unreachable server from a busy pool.
-pub(super) async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
+async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
     MySqlConnection::connect_with(&connect_options(server))
         .await?
         .close()
@@ -103,9 +119,9 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<Vec<String>
         .await
         .map_err(fail)?;
         let existing: Vec<String> = existing.into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
-        let change = super::schema_change(&existing, Dialect::Mysql);
+        let change = schema_change(&existing, Dialect::Mysql);
         for ddl in &change.statements {
-            conn.execute(ddl.as_str()).await.map_err(fail)?;
+            Executor::execute(&mut *conn, ddl.as_str()).await.map_err(fail)?;
         }
         let created = change.tables;
         Ok(created)
@@ -139,45 +155,58 @@ fn query(statement: &Statement) -> sqlx::query::Query<'_, MySql, MySqlArguments>
     query
 }
 
-pub(super) async fn execute(
-    conn: &mut MySqlConnection,
-    statement: &Statement,
-) -> std::result::Result<u64, sqlx::Error> {
-    Ok(query(statement).execute(conn).await?.rows_affected())
+impl Queryable for MySqlConnection {
+    async fn query(&mut self, statement: &Statement, model: &'static Model) -> Result<Vec<Record>> {
+        let map = |e| map_sqlx_error(e, Some(&ErrorContext { model }));
+        let rows = query(statement).fetch_all(&mut *self).await.map_err(map)?;
+        rows.iter()
+            .map(|row| {
+                decode::record(model, None, |i, field| {
+                    let raw = row
+                        .try_get_raw(i)
+                        .map_err(|e| decode_error(model, field, e))?;
+                    read_cell(model, field, raw)
+                })
+            })
+            .collect()
+    }
+
+    async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
+        let map = |e| map_sqlx_error(e, Some(&ErrorContext { model }));
+        let done = query(statement).execute(&mut *self).await.map_err(map)?;
+        Ok(done.rows_affected())
+    }
 }
 
-pub(super) async fn fetch(
-    conn: &mut MySqlConnection,
-    statement: &Statement,
-    model: &'static Model,
-    map: impl Fn(sqlx::Error) -> KavachError,
-) -> Result<Vec<Record>> {
-    let rows = query(statement).fetch_all(conn).await.map_err(map)?;
-    rows.iter()
-        .map(|row| decode_row(model, row, decode_cell))
-        .collect()
+impl Connection for MySqlConnection {
+    async fn raw(&mut self, sql: &str) -> Result<()> {
+        Executor::execute(&mut *self, sql)
+            .await
+            .map(drop)
+            .map_err(|e| map_sqlx_error(e, None))
+    }
 }
 
-fn decode_cell(model: &Model, field: &Field, raw: MySqlValueRef<'_>) -> Result<Value> {
+/// One column as the field's type asks for it. Text, JSON (MariaDB: LONGTEXT) and
+/// binary-collated columns all arrive as bytes.
+fn read_cell<'r>(model: &Model, field: &Field, raw: MySqlValueRef<'r>) -> Result<Cell<'r>> {
     if raw.is_null() {
-        return Ok(Value::Null);
+        return Ok(Cell::Null);
     }
     let bad = |e: sqlx::error::BoxDynError| decode_error(model, field, e);
-    // Text, JSON (MariaDB: LONGTEXT) and binary-collated columns all arrive as bytes.
-    let text = |raw| -> Result<String> {
-        let bytes = <&[u8] as Decode<MySql>>::decode(raw).map_err(bad)?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| bad(Box::new(e)))
-    };
     Ok(match field.ty {
-        ScalarType::String => Value::Text(text(raw)?),
-        ScalarType::Int => Value::Int(<i64 as Decode<MySql>>::decode(raw).map_err(bad)?),
-        ScalarType::Boolean => Value::Bool(<i64 as Decode<MySql>>::decode(raw).map_err(bad)? != 0),
-        ScalarType::DateTime => Value::DateTime(
+        ScalarType::String | ScalarType::Json => {
+            let bytes = <&[u8] as Decode<MySql>>::decode(raw).map_err(bad)?;
+            Cell::Text(std::str::from_utf8(bytes).map_err(|e| bad(Box::new(e)))?)
+        }
+        ScalarType::Int | ScalarType::Boolean => {
+            Cell::Int(<i64 as Decode<MySql>>::decode(raw).map_err(bad)?)
+        }
+        ScalarType::DateTime => Cell::DateTime(
             <NaiveDateTime as Decode<MySql>>::decode(raw)
                 .map_err(bad)?
                 .and_utc()
                 .timestamp_millis(),
         ),
-        ScalarType::Json => Value::JsonText(text(raw)?),
     })
 }

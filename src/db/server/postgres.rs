@@ -10,13 +10,15 @@ use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgSslMode, PgValueRef, Postgres,
 };
 use sqlx::types::Json;
-use sqlx::{Connection, Decode, Executor, TypeInfo, ValueRef};
+use sqlx::{Connection as _, Decode, Executor, Row, TypeInfo, ValueRef};
 
 use super::pool::Pool;
-use super::{decode_error, decode_row, Record};
 use crate::config::Server;
+use crate::db::decode::{self, decode_error, Cell};
+use crate::db::interpreter::{Connection, Queryable, Record};
+use crate::db::migrate::schema_change;
 use crate::dialect::Dialect;
-use crate::error::{map_sqlx_error, KavachError, Result};
+use crate::error::{map_sqlx_error, ErrorContext, KavachError, Result};
 use crate::plan::Statement;
 use crate::schema::{Field, Model, ScalarType};
 use crate::value::Value;
@@ -89,11 +91,22 @@ fn session_sql(server: &Server) -> String {
     sql
 }
 
+pub(super) struct Driver;
+
+impl super::Driver for Driver {
+    type Conn = PgConnection;
+
+    async fn connect(server: &Server, migrate: bool) -> Result<(Pool<PgConnection>, Vec<String>)> {
+        connect(server, migrate).await
+    }
+
+    async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
+        probe(server).await
+    }
+}
+
 /// Also returns the tables it created.
-pub(super) async fn connect(
-    server: &Server,
-    migrate: bool,
-) -> Result<(Pool<PgConnection>, Vec<String>)> {
+async fn connect(server: &Server, migrate: bool) -> Result<(Pool<PgConnection>, Vec<String>)> {
     let options = connect_options(server)?;
     let session = session_sql(server);
     let pool = Pool::new(
@@ -103,7 +116,7 @@ pub(super) async fn connect(
             let (options, session) = (options.clone(), session.clone());
             async move {
                 let mut conn = PgConnection::connect_with(&options).await?;
-                conn.execute(session.as_str()).await?;
+                Executor::execute(&mut conn, session.as_str()).await?;
                 Ok(conn)
             }
         },
@@ -126,7 +139,7 @@ pub(super) fn default_pool_size() -> u32 {
 }
 
 /// One direct connection attempt, to tell an unreachable server from a busy pool.
-pub(super) async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
+async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
     let options =
         connect_options(server).map_err(|e| sqlx::Error::Configuration(e.message.into()))?;
     PgConnection::connect_with(&options).await?.close().await
@@ -149,7 +162,9 @@ async fn create_missing_tables(
             "CREATE SCHEMA IF NOT EXISTS {}",
             Dialect::Postgres.quote(schema)
         );
-        tx.execute(sql.as_str()).await.map_err(fail)?;
+        Executor::execute(&mut *tx, sql.as_str())
+            .await
+            .map_err(fail)?;
     }
     let existing: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
@@ -157,9 +172,11 @@ async fn create_missing_tables(
     .fetch_all(&mut *tx)
     .await
     .map_err(fail)?;
-    let change = super::schema_change(&existing, Dialect::Postgres);
+    let change = schema_change(&existing, Dialect::Postgres);
     for ddl in &change.statements {
-        tx.execute(ddl.as_str()).await.map_err(fail)?;
+        Executor::execute(&mut *tx, ddl.as_str())
+            .await
+            .map_err(fail)?;
     }
     let created = change.tables;
     tx.commit().await.map_err(fail)?;
@@ -206,68 +223,86 @@ fn query(
     Ok(query)
 }
 
-pub(super) async fn execute(
-    conn: &mut PgConnection,
-    statement: &Statement,
-) -> std::result::Result<u64, sqlx::Error> {
-    Ok(query(statement)?.execute(conn).await?.rows_affected())
+impl Queryable for PgConnection {
+    async fn query(&mut self, statement: &Statement, model: &'static Model) -> Result<Vec<Record>> {
+        let map = |e| map_sqlx_error(e, Some(&ErrorContext { model }));
+        let rows = query(statement)
+            .map_err(map)?
+            .fetch_all(&mut *self)
+            .await
+            .map_err(map)?;
+        rows.iter()
+            .map(|row| {
+                decode::record(model, None, |i, field| {
+                    let raw = row
+                        .try_get_raw(i)
+                        .map_err(|e| decode_error(model, field, e))?;
+                    read_cell(model, field, raw)
+                })
+            })
+            .collect()
+    }
+
+    async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
+        let map = |e| map_sqlx_error(e, Some(&ErrorContext { model }));
+        let query = query(statement).map_err(map)?;
+        Ok(query
+            .execute(&mut *self)
+            .await
+            .map_err(map)?
+            .rows_affected())
+    }
 }
 
-pub(super) async fn fetch(
-    conn: &mut PgConnection,
-    statement: &Statement,
-    model: &'static Model,
-    map: impl Fn(sqlx::Error) -> KavachError,
-) -> Result<Vec<Record>> {
-    let rows = query(statement)
-        .map_err(&map)?
-        .fetch_all(conn)
-        .await
-        .map_err(map)?;
-    rows.iter()
-        .map(|row| decode_row(model, row, decode_cell))
-        .collect()
+impl Connection for PgConnection {
+    async fn raw(&mut self, sql: &str) -> Result<()> {
+        Executor::execute(&mut *self, sql)
+            .await
+            .map(drop)
+            .map_err(|e| map_sqlx_error(e, None))
+    }
 }
 
-fn decode_cell(model: &Model, field: &Field, raw: PgValueRef<'_>) -> Result<Value> {
+/// One column as the field's type asks for it.
+fn read_cell<'r>(model: &Model, field: &Field, raw: PgValueRef<'r>) -> Result<Cell<'r>> {
     if raw.is_null() {
-        return Ok(Value::Null);
+        return Ok(Cell::Null);
     }
     let column_type = raw.type_info().name().to_string();
     let bad = |e: sqlx::error::BoxDynError| decode_error(model, field, e);
     Ok(match (field.ty, column_type.as_str()) {
         (ScalarType::Int, "INT2") => {
-            Value::Int(<i16 as Decode<Postgres>>::decode(raw).map_err(bad)?.into())
+            Cell::Int(<i16 as Decode<Postgres>>::decode(raw).map_err(bad)?.into())
         }
         (ScalarType::Int, "INT4") => {
-            Value::Int(<i32 as Decode<Postgres>>::decode(raw).map_err(bad)?.into())
+            Cell::Int(<i32 as Decode<Postgres>>::decode(raw).map_err(bad)?.into())
         }
-        (ScalarType::Int, _) => Value::Int(<i64 as Decode<Postgres>>::decode(raw).map_err(bad)?),
+        (ScalarType::Int, _) => Cell::Int(<i64 as Decode<Postgres>>::decode(raw).map_err(bad)?),
         (ScalarType::Boolean, _) => {
-            Value::Bool(<bool as Decode<Postgres>>::decode(raw).map_err(bad)?)
+            Cell::Bool(<bool as Decode<Postgres>>::decode(raw).map_err(bad)?)
         }
-        (ScalarType::DateTime, "TIMESTAMPTZ") => Value::DateTime(
+        (ScalarType::DateTime, "TIMESTAMPTZ") => Cell::DateTime(
             <DateTime<Utc> as Decode<Postgres>>::decode(raw)
                 .map_err(bad)?
                 .timestamp_millis(),
         ),
-        (ScalarType::DateTime, _) => Value::DateTime(
+        (ScalarType::DateTime, _) => Cell::DateTime(
             <NaiveDateTime as Decode<Postgres>>::decode(raw)
                 .map_err(bad)?
                 .and_utc()
                 .timestamp_millis(),
         ),
-        (ScalarType::Json, "JSON" | "JSONB") => Value::Json(
+        (ScalarType::Json, "JSON" | "JSONB") => Cell::Json(
             <Json<serde_json::Value> as Decode<Postgres>>::decode(raw)
                 .map_err(bad)?
                 .0,
         ),
         (ScalarType::Json, _) => {
-            let text = <String as Decode<Postgres>>::decode(raw).map_err(bad)?;
-            Value::Json(serde_json::from_str(&text).map_err(|e| bad(Box::new(e)))?)
+            let text = <&str as Decode<Postgres>>::decode(raw).map_err(bad)?;
+            Cell::Json(serde_json::from_str(text).map_err(|e| bad(Box::new(e)))?)
         }
         (ScalarType::String, _) => {
-            Value::Text(<String as Decode<Postgres>>::decode(raw).map_err(bad)?)
+            Cell::Text(<&str as Decode<Postgres>>::decode(raw).map_err(bad)?)
         }
     })
 }

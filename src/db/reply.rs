@@ -1,0 +1,38 @@
+//! Where a call's result goes: a JS promise (`completion.rs`), or a task awaiting it.
+
+use crate::error::{KavachError, Result};
+
+use super::interpreter::Outcome;
+
+/// Where a call's result goes: a JS promise, or a task awaiting it.
+pub trait Deliver: Send {
+    /// Hands the result over; false when nobody takes it any more.
+    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool;
+
+    /// Has the receiver stopped waiting?
+    fn abandoned(&self) -> bool {
+        false
+    }
+}
+
+pub type Reply = Box<dyn Deliver>;
+
+/// A reply a task awaits.
+pub struct Waiter(pub tokio::sync::oneshot::Sender<Result<Outcome>>);
+
+impl Deliver for Waiter {
+    fn deliver(self: Box<Self>, result: Result<Outcome>) -> bool {
+        self.0.send(result).is_ok()
+    }
+
+    fn abandoned(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+/// What calls on a closed adapter fail with.
+pub fn closed_error() -> KavachError {
+    KavachError::database(
+        "This adapter was closed with close(); create a new one with createAdapter().",
+    )
+}

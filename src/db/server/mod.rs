@@ -1,0 +1,284 @@
+//! Server databases (PostgreSQL, MySQL/MariaDB): a pool of sqlx connections, each a
+//! [`Connection`] for the interpreter. A provider is a [`Driver`] (how to connect, probe
+//! and create the schema) in a file of its own; everything else — leasing, retrying a
+//! call whose connection was lost, telling an unreachable server from a busy pool — is
+//! here, the same for each.
+
+mod mysql;
+mod pool;
+mod postgres;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::OnceCell;
+
+use pool::{Pool, Pooled};
+
+use super::interpreter::{run_atomically, run_plan, Connection, Outcome};
+use super::reply::closed_error;
+use crate::config::Server;
+use crate::error::{map_sqlx_error, ErrorKind, KavachError, Result};
+use crate::plan::Plan;
+
+pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a server provider brings: its connection type, connecting (with schema
+/// creation) and a bare connection attempt.
+trait Driver: Send + Sync + 'static {
+    type Conn: Connection + Send + 'static;
+
+    /// A pool for `server`; with `migrate`, missing tables are created first. Also
+    /// returns the tables it created.
+    fn connect(
+        server: &Server,
+        migrate: bool,
+    ) -> impl Future<Output = Result<(Pool<Self::Conn>, Vec<String>)>> + Send;
+
+    /// One direct connection attempt, to tell an unreachable server from a busy pool.
+    fn probe(server: &Server) -> impl Future<Output = std::result::Result<(), sqlx::Error>> + Send;
+}
+
+/// A server database, connected on first use.
+pub(super) struct ServerDatabase {
+    server: Server,
+    migrate: bool,
+    connect: ConnectFn,
+    pool: OnceCell<Connected>,
+    closed: AtomicBool,
+}
+
+/// A connected pool and the tables its first connection created.
+type Connected = (Box<dyn ServerBackend>, Vec<String>);
+
+type ConnectFn = for<'a> fn(&'a Server, bool) -> BoxFuture<'a, Result<Connected>>;
+
+fn connect_boxed<D: Driver>(server: &Server, migrate: bool) -> BoxFuture<'_, Result<Connected>> {
+    Box::pin(async move {
+        let (servers, created) = Servers::<D>::connect(server, migrate).await?;
+        Ok((Box::new(servers) as Box<dyn ServerBackend>, created))
+    })
+}
+
+impl ServerDatabase {
+    /// A PostgreSQL database; with `migrate`, the first connection creates the missing
+    /// tables.
+    pub(super) fn postgres(server: Server, migrate: bool) -> Self {
+        Self::new::<postgres::Driver>(server, migrate)
+    }
+
+    /// A MySQL / MariaDB database; with `migrate`, the first connection creates the
+    /// missing tables.
+    pub(super) fn mysql(server: Server, migrate: bool) -> Self {
+        Self::new::<mysql::Driver>(server, migrate)
+    }
+
+    fn new<D: Driver>(server: Server, migrate: bool) -> Self {
+        ServerDatabase {
+            server,
+            migrate,
+            connect: connect_boxed::<D>,
+            pool: OnceCell::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The pool, connecting first if need be.
+    pub(super) async fn pool(&self) -> Result<&dyn ServerBackend> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_error());
+        }
+        let connect = || (self.connect)(&self.server, self.migrate);
+        Ok(&*self.pool.get_or_try_init(connect).await?.0)
+    }
+
+    /// Connects (if not yet) and tells which tables the first connection created.
+    pub(super) async fn created_tables(&self) -> Result<Vec<String>> {
+        self.pool().await?;
+        Ok(self
+            .pool
+            .get()
+            .map(|(_, created)| created.clone())
+            .unwrap_or_default())
+    }
+
+    /// Closes the pool; later calls fail with a clear error.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some((pool, _)) = self.pool.get() {
+            pool.close();
+        }
+    }
+}
+
+/// A server database as the adapter sees it, whatever its provider.
+pub(super) trait ServerBackend: Send + Sync {
+    /// Runs one plan outside any transaction, on a pooled connection.
+    fn call<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, Result<Outcome>>;
+
+    /// A pooled connection for a transaction.
+    fn lease(&self) -> BoxFuture<'_, Result<Box<dyn ServerLease>>>;
+
+    /// Closes the idle connections; those in use close when they come back.
+    fn close(&self);
+}
+
+/// A pooled connection held for a transaction.
+pub(super) trait ServerLease: Send {
+    /// Runs a plan in the transaction open on this connection.
+    fn run<'a>(&'a mut self, plan: &'a Plan) -> BoxFuture<'a, Result<Outcome>>;
+
+    /// Transaction control: BEGIN, COMMIT, ROLLBACK.
+    fn raw<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Keeps a broken connection out of the pool.
+    fn discard(&mut self);
+}
+
+impl<C: Connection + Send + 'static> ServerLease for Pooled<C> {
+    fn run<'a>(&'a mut self, plan: &'a Plan) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(run_plan(&mut **self, plan))
+    }
+
+    fn raw<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin((**self).raw(sql))
+    }
+
+    fn discard(&mut self) {
+        Pooled::discard(self);
+    }
+}
+
+/// The pool of one server database of provider `D`.
+struct Servers<D: Driver> {
+    pool: Pool<D::Conn>,
+    server: Server,
+}
+
+impl<D: Driver> Servers<D> {
+    /// Connects (checking first that the server answers at all); also returns the
+    /// tables it created.
+    async fn connect(server: &Server, migrate: bool) -> Result<(Self, Vec<String>)> {
+        reachable(server, D::probe(server)).await?;
+        let (pool, created) = D::connect(server, migrate).await?;
+        let server = server.clone();
+        Ok((Servers { pool, server }, created))
+    }
+
+    /// A pooled connection. An empty pool must connect first: a server that refuses is
+    /// reported at once (the pool itself would retry until pool_timeout).
+    async fn acquire(&self) -> Result<Pooled<D::Conn>> {
+        if self.pool.open() == 0 {
+            reachable(&self.server, D::probe(&self.server)).await?;
+        }
+        match self.pool.acquire().await {
+            Ok(conn) => Ok(conn),
+            Err(e) => Err(acquire_error(e, &self.server, D::probe(&self.server)).await),
+        }
+    }
+
+    fn max_attempts(&self) -> usize {
+        self.server.connection_limit.unwrap_or(5) as usize + 1
+    }
+
+    /// A call that finds its pooled connection dead (server restart, terminated
+    /// backend) runs again on a fresh one.
+    async fn call_with_retries(&self, plan: &Plan) -> Result<Outcome> {
+        let mut attempt = 1;
+        loop {
+            let mut conn = self.acquire().await?;
+            match run_atomically(&mut *conn, plan).await {
+                Err(err) if is_connection_lost(&err) && attempt < self.max_attempts() => {
+                    conn.discard();
+                    attempt += 1;
+                }
+                Err(err) => {
+                    if !leaves_connection_clean(&err) {
+                        conn.discard();
+                    }
+                    return Err(err);
+                }
+                ok => return ok,
+            }
+        }
+    }
+}
+
+impl<D: Driver> ServerBackend for Servers<D> {
+    fn call<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(self.call_with_retries(plan))
+    }
+
+    fn lease(&self) -> BoxFuture<'_, Result<Box<dyn ServerLease>>> {
+        Box::pin(async move { Ok(Box::new(self.acquire().await?) as Box<dyn ServerLease>) })
+    }
+
+    fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// A lost connection: the call may be retried on another one.
+fn is_connection_lost(err: &KavachError) -> bool {
+    err.kind == ErrorKind::Known("P1017")
+}
+
+/// Errors after which the connection is known to be fine for the next call: anything
+/// else (a lost connection, a failed COMMIT, an unknown server error) retires it.
+fn leaves_connection_clean(err: &KavachError) -> bool {
+    matches!(
+        err.kind,
+        ErrorKind::Validation | ErrorKind::Known("P2000" | "P2002" | "P2020" | "P2025")
+    )
+}
+
+/// Can the server be reached? `probe` is one direct connection attempt, bounded by
+/// `connect_timeout`; the error (P1001) names host and port, never the password.
+async fn reachable(
+    server: &Server,
+    probe: impl Future<Output = std::result::Result<(), sqlx::Error>>,
+) -> Result<()> {
+    match tokio::time::timeout(server.connect_timeout, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(probe_error)) => Err(unreachable(server, &probe_error)),
+        Err(_) => Err(KavachError::connection(
+            "P1001",
+            format!(
+                "Can't reach database server at {}: no answer within connect_timeout",
+                server.location()
+            ),
+        )),
+    }
+}
+
+/// A pool that gave no connection in time is either exhausted (P2024) or cannot reach
+/// the server at all (P1001): `probe` tells which.
+async fn acquire_error(
+    err: sqlx::Error,
+    server: &Server,
+    probe: impl Future<Output = std::result::Result<(), sqlx::Error>>,
+) -> KavachError {
+    if !matches!(err, sqlx::Error::PoolTimedOut) {
+        return unreachable(server, &err);
+    }
+    match reachable(server, probe).await {
+        Ok(()) => map_sqlx_error(err, None),
+        Err(unreachable) => unreachable,
+    }
+}
+
+fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
+    let reason = match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    KavachError::connection(
+        "P1001",
+        format!(
+            "Can't reach database server at {} ({reason})",
+            server.location()
+        ),
+    )
+}
