@@ -61,6 +61,15 @@ pub trait Deliver: Send {
 
 pub type Reply = Box<dyn Deliver>;
 
+/// A reply nobody waits for.
+struct Unanswered;
+
+impl Deliver for Unanswered {
+    fn deliver(self: Box<Self>, _result: Result<Outcome>) -> bool {
+        true
+    }
+}
+
 /// The tokio runtime every adapter shares. Workers: `KAVACH_NATIVE_WORKERS`, else one
 /// per core.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -500,7 +509,18 @@ fn max_wait_passed(max_wait: Duration) -> KavachError {
     ))
 }
 
-fn store_transaction(slot: &OnceCell<Arc<Transaction>>, tx: Arc<Transaction>) -> Result<Outcome> {
+/// Hands a begun transaction to its handle, or rolls it back at once if the handle is
+/// gone (only this task still holds the slot).
+fn store_transaction(
+    slot: &Arc<OnceCell<Arc<Transaction>>>,
+    tx: Arc<Transaction>,
+) -> Result<Outcome> {
+    if Arc::strong_count(slot) == 1 {
+        tx.abandon();
+        return Err(KavachError::transaction(
+            "Transaction rolled back: its handle was gone before it began.",
+        ));
+    }
     slot.set(tx)
         .map_err(|_| KavachError::transaction("Transaction already started."))?;
     Ok(Outcome::Nothing)
@@ -727,6 +747,16 @@ impl Transaction {
         });
     }
 
+    /// Rolls back an open transaction whose owner went away, answering nobody.
+    pub fn abandon(self: &Arc<Self>) {
+        if let Ok(state) = self.state.try_lock() {
+            if !matches!(*state, TxState::Open(_)) {
+                return;
+            }
+        }
+        self.dispatch_end("ROLLBACK", Box::new(Unanswered));
+    }
+
     async fn expire(&self) {
         let mut state = self.state.lock().await;
         if let TxState::Open(lease) = &mut *state {
@@ -884,8 +914,11 @@ async fn acquire_error(
     server: &Server,
     probe: impl std::future::Future<Output = std::result::Result<(), sqlx::Error>>,
 ) -> KavachError {
-    if !matches!(err, sqlx::Error::PoolTimedOut) {
-        return unreachable(server, &err);
+    match err {
+        sqlx::Error::PoolTimedOut => {}
+        // close() ran while the call waited for a connection.
+        sqlx::Error::PoolClosed => return closed_error(),
+        other => return unreachable(server, &other),
     }
     match reachable(server, probe).await {
         Ok(()) => map_sqlx_error(err, None),
