@@ -70,34 +70,83 @@ function bindMethods(handle) {
   return adapter
 }
 
-function validationError(message) {
-  const error = new Error(`Invalid \`transaction()\` invocation: ${message}`)
+// The longest wait a JS timer holds; Prisma's transaction timers stop there too.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function validationError(where, message) {
+  const error = new Error(`Invalid \`${where}\` invocation: ${message}`)
   error.name = 'PrismaClientValidationError'
   return error
+}
+
+// Edit distance, to suggest the option a typo meant.
+function distance(a, b) {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1)
+      current.push(Math.min(previous[j] + 1, current[j - 1] + 1, substitution))
+    }
+    previous = current
+  }
+  return previous[b.length]
+}
+
+// Options are checked by name, as `new PrismaClient({...})` checks its own: a typo such as
+// `skipMigration` must not silently do the opposite of what was asked.
+function checkOptionNames(where, options, known) {
+  if (typeof options !== 'object' || Array.isArray(options)) throw validationError(where, 'options must be an object')
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue
+    const nearest = known.map((name) => [distance(key, name), name]).sort((a, b) => a[0] - b[0])[0]
+    const hint = nearest && nearest[0] <= Math.max(2, Math.floor(key.length / 3)) ? ` Did you mean \`${nearest[1]}\`?` : ''
+    throw validationError(where, `unknown option \`${key}\`.${hint} Available options: ${known.join(', ')}.`)
+  }
+}
+
+const ADAPTER_OPTIONS = ['skipMigrations', 'timestampFormat']
+const TRANSACTION_OPTIONS = ['timeout', 'maxWait', 'isolationLevel']
+
+function adapterOptions(options) {
+  if (options === undefined || options === null) return undefined
+  checkOptionNames('createAdapter()', options, ADAPTER_OPTIONS)
+  const { skipMigrations, timestampFormat } = options
+  if (skipMigrations !== undefined && typeof skipMigrations !== 'boolean') {
+    throw validationError('createAdapter()', '`skipMigrations` must be a boolean')
+  }
+  if (timestampFormat !== undefined && typeof timestampFormat !== 'string') {
+    throw validationError('createAdapter()', "`timestampFormat` must be one of 'iso8601', 'unixepoch-ms', 'unixepoch-s'")
+  }
+  return options
 }
 
 function transactionSettings(options) {
   if (options === undefined || options === null) {
     return { timeout: DEFAULT_TIMEOUT_MS, maxWait: DEFAULT_MAX_WAIT_MS }
   }
-  if (typeof options !== 'object') throw validationError('options must be an object')
-  const known = ['timeout', 'maxWait', 'isolationLevel']
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw validationError(`unknown option \`${key}\`; options are: ${known.join(', ')}`)
-  }
+  checkOptionNames('transaction()', options, TRANSACTION_OPTIONS)
   const duration = (key, fallback) => {
     const value = options[key]
     if (value === undefined) return fallback
-    if (typeof value !== 'number' || !(value >= 0)) throw validationError(`\`${key}\` must be a non-negative number of milliseconds`)
+    if (typeof value !== 'number' || !(value >= 0 && value <= MAX_TIMER_MS)) {
+      throw validationError('transaction()', `\`${key}\` must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, got ${describe(value)}`)
+    }
     return value
   }
   const { isolationLevel } = options
-  if (isolationLevel !== undefined && typeof isolationLevel !== 'string') throw validationError('`isolationLevel` must be a string')
+  if (isolationLevel !== undefined && typeof isolationLevel !== 'string') throw validationError('transaction()', '`isolationLevel` must be a string')
   return { timeout: duration('timeout', DEFAULT_TIMEOUT_MS), maxWait: duration('maxWait', DEFAULT_MAX_WAIT_MS), isolationLevel }
 }
 
+function describe(value) {
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`
+  return value === null ? 'null' : typeof value
+}
+
 async function runTransaction(native, fn, options) {
-  if (typeof fn !== 'function') throw validationError('the first argument must be a function (tx) => Promise')
+  if (typeof fn !== 'function') throw validationError('transaction()', 'the first argument must be a function (tx) => Promise')
   const { timeout, maxWait, isolationLevel } = transactionSettings(options)
   const handle = native.transaction(timeout, maxWait, isolationLevel)
   await handle.begin()
@@ -123,7 +172,14 @@ function createAdapter(url, options) {
   if (typeof url !== 'string') {
     throw new TypeError(`createAdapter: the database URL must be a string, got ${url === null ? 'null' : typeof url}`)
   }
-  const native = new binding.NativeAdapter(url, options ?? undefined, ROW_FACTORIES)
+  let native
+  try {
+    native = new binding.NativeAdapter(url, adapterOptions(options), ROW_FACTORIES)
+  } catch (error) {
+    // The URL and its parameters are checked natively: the same error class as options.
+    if (error && error.code === 'InvalidArg') error.name = 'PrismaClientValidationError'
+    throw error
+  }
   const adapter = bindMethods(native)
   adapter.transaction = (fn, txOptions) => runTransaction(native, fn, txOptions)
   adapter.connect = () => native.connect()

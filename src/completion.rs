@@ -190,7 +190,17 @@ unsafe extern "C" fn settle_batch(
     for (deferred, result) in batch {
         let mut scope = ptr::null_mut();
         sys::napi_open_handle_scope(env, &mut scope);
-        crate::js::settle(env, deferred.0, result, &shared.builders);
+        // A panic must not unwind into Node (it would abort the process): the promise is
+        // rejected instead, and the rest of the batch is settled as usual.
+        let settled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::js::settle(env, deferred.0, result, &shared.builders)
+        }));
+        if let Err(panic) = settled {
+            let error = Err(KavachError::internal(panic.as_ref()));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::js::settle(env, deferred.0, error, &shared.builders)
+            }));
+        }
         sys::napi_close_handle_scope(env, scope);
     }
     if count > 0 && shared.in_flight.fetch_sub(count, Ordering::Relaxed) == count {

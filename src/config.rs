@@ -97,6 +97,13 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
             .trim_start_matches("//"),
         Some("sqlite") => {
             let rest = location.trim_start_matches("sqlite:");
+            if rest.strip_prefix("//").is_some_and(|r| {
+                r.split('/')
+                    .next()
+                    .is_some_and(|authority| authority.contains('@'))
+            }) {
+                return Err("createAdapter: a SQLite URL takes no user name or password; use e.g. 'sqlite:./kavach.db' or 'file:./dev.db'".into());
+            }
             // `sqlite:///abs/path` and `sqlite://./rel` are both common.
             match rest.strip_prefix("//") {
                 Some(path) if path.starts_with('/') || path.starts_with('.') => path,
@@ -134,11 +141,9 @@ pub fn parse(url: &str, options: Options) -> Result<Config, String> {
     let mut config = config_for(target, options);
     for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
         match key {
-            "socket_timeout" => {
-                config.busy_timeout = Duration::from_secs_f64(positive(key, value)?);
-            }
+            "socket_timeout" => config.busy_timeout = seconds(key, value)?,
             "connection_limit" => {
-                config.read_connections = positive(key, value)?.max(1.0) as u32;
+                config.read_connections = count(key, value)?.min(MAX_SQLITE_READERS);
             }
             // Prisma documents other parameters (sslmode, schema, ...) that mean nothing
             // for SQLite: accept and ignore them, as Prisma does.
@@ -169,12 +174,21 @@ fn server_config(text: &str, default_port: u16) -> Result<Server, String> {
                 .to_string()
         })
     };
+    let socket_in_query = url
+        .query_pairs()
+        .any(|(key, value)| key == "socket" || (key == "host" && value.starts_with('/')));
+    let host = match url.host_str().filter(|h| !h.is_empty()) {
+        Some(host) => host.trim_matches(['[', ']']).to_string(),
+        None if socket_in_query => "localhost".to_string(),
+        None => {
+            return Err(format!(
+                "createAdapter: the URL names no host; expected e.g. '{}://user:password@host:{default_port}/db'",
+                url.scheme()
+            ))
+        }
+    };
     let mut server = Server {
-        host: url
-            .host_str()
-            .unwrap_or("localhost")
-            .trim_matches(['[', ']'])
-            .to_string(),
+        host,
         port: url.port().unwrap_or(default_port),
         user: decode(url.username())?,
         password: url.password().map(decode).transpose()?,
@@ -186,25 +200,21 @@ fn server_config(text: &str, default_port: u16) -> Result<Server, String> {
     if server.user.is_empty() {
         server.user = "root".into();
     }
-    let secs = |key: &str, value: &str| positive(key, value).map(Duration::from_secs_f64);
     for (key, value) in url.query_pairs() {
         let value = value.as_ref();
         match key.as_ref() {
-            "connection_limit" => {
-                server.connection_limit = Some(positive(&key, value)?.max(1.0) as u32)
-            }
-            "pool_timeout" => server.pool_timeout = secs(&key, value)?,
-            "connect_timeout" => server.connect_timeout = secs(&key, value)?,
-            "socket_timeout" => server.socket_timeout = Some(secs(&key, value)?),
+            "connection_limit" => server.connection_limit = Some(count(&key, value)?),
+            "pool_timeout" => server.pool_timeout = seconds(&key, value)?,
+            "connect_timeout" => server.connect_timeout = seconds(&key, value)?,
+            "socket_timeout" => server.socket_timeout = Some(seconds(&key, value)?),
             "schema" => server.schema = Some(value.to_string()),
-            "sslmode" | "sslaccept" => server.ssl_mode = Some(value.to_string()),
+            "sslmode" => server.ssl_mode = Some(one_of(&key, value, SSL_MODES)?),
+            "sslaccept" => server.ssl_mode = Some(one_of(&key, value, SSL_ACCEPT)?),
             "sslrootcert" => server.ssl_root_cert = Some(value.to_string()),
             "sslcert" => server.ssl_cert = Some(value.to_string()),
             "sslkey" => server.ssl_key = Some(value.to_string()),
             "pgbouncer" => server.pgbouncer = value == "true",
-            "statement_cache_size" => {
-                server.statement_cache_size = Some(positive(&key, value)? as usize)
-            }
+            "statement_cache_size" => server.statement_cache_size = Some(cache_size(&key, value)?),
             "application_name" => server.application_name = Some(value.to_string()),
             "socket" => server.socket = Some(value.to_string()),
             "host" if value.starts_with('/') => server.socket = Some(value.to_string()),
@@ -232,16 +242,93 @@ fn percent_decode(s: &str) -> Result<String, ()> {
     String::from_utf8(out).map_err(|_| ())
 }
 
-fn positive(key: &str, value: &str) -> Result<f64, String> {
+/// The longest duration a URL parameter may give: what a JS timer holds (2^31 - 1 ms,
+/// about 24.8 days), so no wait here outlasts what Prisma itself could wait.
+pub const MAX_SECONDS: f64 = 2_147_483.647;
+
+/// The most connections (a server pool, SQLite readers) a URL may ask for.
+pub const MAX_CONNECTIONS: u32 = 1000;
+
+/// More reader threads than this cannot help: SQLite has one writer, and every reader
+/// keeps its own page cache.
+const MAX_SQLITE_READERS: u32 = 64;
+
+/// A number of seconds (fractions allowed) in `0..=MAX_SECONDS`.
+fn seconds(key: &str, value: &str) -> Result<Duration, String> {
     value
+        .trim()
         .parse::<f64>()
         .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
+        .filter(|v| (0.0..=MAX_SECONDS).contains(v))
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
         .ok_or_else(|| {
             format!(
-                "createAdapter: URL parameter {key} must be a non-negative number, got '{value}'"
+                "createAdapter: URL parameter {key} must be a number of seconds from 0 to {MAX_SECONDS}, got '{}'",
+                shorten(value)
             )
         })
+}
+
+/// A whole number of connections in `1..=MAX_CONNECTIONS`.
+fn count(key: &str, value: &str) -> Result<u32, String> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "createAdapter: URL parameter {key} must be a whole number from 1 to {MAX_CONNECTIONS}, got '{}'",
+                shorten(value)
+            )
+        })
+}
+
+fn cache_size(key: &str, value: &str) -> Result<usize, String> {
+    const MAX: usize = 100_000;
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n <= MAX)
+        .ok_or_else(|| {
+            format!(
+                "createAdapter: URL parameter {key} must be a whole number from 0 to {MAX}, got '{}'",
+                shorten(value)
+            )
+        })
+}
+
+/// PostgreSQL's `sslmode` values (libpq's), as Prisma passes them on.
+const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+/// MySQL's `sslaccept` values in Prisma URLs.
+const SSL_ACCEPT: &[&str] = &["strict", "accept_invalid_certs"];
+
+fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<String, String> {
+    if allowed.contains(&value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "createAdapter: URL parameter {key} must be one of {}, got '{}'",
+            allowed.join(", "),
+            shorten(value)
+        ))
+    }
+}
+
+/// A parameter's value as quoted in a message: values are not secrets, but may be long.
+fn shorten(value: &str) -> String {
+    match value.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
 }
 
 fn split_query(url: &str) -> (&str, &str) {
@@ -311,6 +398,43 @@ mod tests {
             err.contains("malformed") && !err.contains("hunter2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn durations_and_counts_stay_in_range() {
+        for url in [
+            "file:x.db?socket_timeout=1e300",
+            "file:x.db?socket_timeout=inf",
+            "file:x.db?connection_limit=1e300",
+            "file:x.db?connection_limit=0",
+            "postgresql://h/db?connect_timeout=1e300",
+            "postgresql://h/db?pool_timeout=-1",
+            "postgresql://h/db?socket_timeout=NaN",
+            "mysql://h/db?connection_limit=2.5",
+            "postgresql://h/db?statement_cache_size=1e300",
+            "postgresql://h/db?sslmode=bogus",
+            "mysql://h/db?sslaccept=bogus",
+            "postgresql://",
+        ] {
+            let err = parse(url, Options::default()).unwrap_err();
+            assert!(err.starts_with("createAdapter:"), "{url}: {err}");
+        }
+        let err = parse("sqlite://user:hunter2@/tmp/x.db", Options::default()).unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        let c = parse(
+            "file:x.db?connection_limit=1000&socket_timeout=0.5",
+            Options::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.read_connections, c.busy_timeout),
+            (64, Duration::from_millis(500))
+        );
+        assert!(parse(
+            "postgresql:///db?host=/var/run/postgresql",
+            Options::default()
+        )
+        .is_ok());
     }
 
     #[test]

@@ -45,6 +45,18 @@ impl Dialect {
     }
 
     /// Can INSERT / UPDATE return the written row? (MySQL cannot: the row is read back.)
+    /// How to compare a text column with a bound value byte for byte, where `=` alone
+    /// follows the column's collation: MySQL/MariaDB's default utf8mb4 collations ignore
+    /// case and trailing spaces, so `= ?` finds a near-miss of a secret. The comparison
+    /// is added beside the indexed `= ?` (the index narrows, this decides): the text to
+    /// write before and after the second placeholder, or `None` where `=` is already exact.
+    pub fn exact_text_comparison(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Dialect::Mysql => Some(("CAST(", " AS BINARY)")),
+            Dialect::Sqlite | Dialect::Postgres => None,
+        }
+    }
+
     pub fn supports_returning(self) -> bool {
         !matches!(self, Dialect::Mysql)
     }

@@ -99,6 +99,18 @@ impl KavachError {
         }
     }
 
+    /// A panic caught inside the adapter: a bug, reported on the call that hit it.
+    pub fn internal(panic: &(dyn std::any::Any + Send)) -> Self {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown cause");
+        Self::database(format!(
+            "kavach-native internal error ({what}); the call was not completed and the adapter goes on. Please report this."
+        ))
+    }
+
     pub fn code(&self) -> Option<&'static str> {
         match self.kind {
             ErrorKind::Known(code) | ErrorKind::Connection(code) => Some(code),

@@ -69,6 +69,22 @@ where
     Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
 }
 
+/// The longest wait a JS timer holds (2^31 - 1 ms); Prisma's own timers stop there too.
+pub const MAX_TIMER_MS: f64 = 2_147_483_647.0;
+
+/// A transaction option in milliseconds as a `Duration`, refusing what no timer can wait
+/// (index.js checks first; this keeps any other caller from a panicking conversion).
+fn timer_duration(option: &str, ms: f64) -> napi::Result<Duration> {
+    if (0.0..=MAX_TIMER_MS).contains(&ms) {
+        Ok(Duration::from_millis(ms as u64))
+    } else {
+        Err(napi::Error::new(
+            Status::InvalidArg,
+            format!("Invalid `transaction()` invocation: `{option}` must be a number of milliseconds from 0 to {MAX_TIMER_MS}"),
+        ))
+    }
+}
+
 /// One adapter: a database and its connections.
 #[napi]
 pub struct NativeAdapter {
@@ -141,15 +157,15 @@ impl NativeAdapter {
         timeout_ms: f64,
         max_wait_ms: f64,
         isolation_level: Option<String>,
-    ) -> NativeTransaction {
-        NativeTransaction {
+    ) -> napi::Result<NativeTransaction> {
+        Ok(NativeTransaction {
             adapter: Arc::clone(&self.inner),
             completer: Arc::clone(&self.completer),
-            timeout: Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0),
-            max_wait: Duration::from_secs_f64(max_wait_ms.max(0.0) / 1000.0),
+            timeout: timer_duration("timeout", timeout_ms)?,
+            max_wait: timer_duration("maxWait", max_wait_ms)?,
             isolation_level,
             tx: Arc::new(OnceCell::new()),
-        }
+        })
     }
 
     /// Connects now (creating missing tables unless `skipMigrations`) and resolves with
@@ -182,6 +198,18 @@ pub struct NativeTransaction {
     max_wait: Duration,
     isolation_level: Option<String>,
     tx: Arc<OnceCell<Arc<Transaction>>>,
+}
+
+/// The handle is gone (collected, or its worker thread terminated) with the transaction
+/// still open: nobody can commit it any more, so it rolls back now rather than holding
+/// its locks until its timeout. A BEGIN still under way sees the handle gone when it
+/// lands and rolls back there (`db::store_transaction`).
+impl Drop for NativeTransaction {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.get() {
+            tx.abandon();
+        }
+    }
 }
 
 fn started(cell: &OnceCell<Arc<Transaction>>) -> Result<Arc<Transaction>, KavachError> {

@@ -635,6 +635,14 @@ impl<'a> Builder<'a> {
                 CondCmp::BelowColumn(_) => unreachable!("written above"),
             });
             self.bind(cond.value.clone(), cond.field);
+            let secret = self.model.fields[cond.field].is_secret();
+            if let (CondCmp::Eq, true, Some((open, close))) =
+                (cond.cmp, secret, self.dialect.exact_text_comparison())
+            {
+                self.sql.push_str(&format!(" AND {column} = {open}"));
+                self.bind(cond.value.clone(), cond.field);
+                self.sql.push_str(close);
+            }
         }
     }
 

@@ -58,6 +58,26 @@ pub struct Field {
     pub unique: bool,
 }
 
+/// Fields whose value is a credential: a lookup by one must match it exactly, byte for
+/// byte, whatever the database's collation.
+const SECRET_FIELDS: &[&str] = &[
+    "token",
+    "code",
+    "challenge",
+    "credentialId",
+    "accessToken",
+    "refreshToken",
+    "clientSecret",
+];
+
+impl Field {
+    /// Is this field a credential (a token, code, challenge, key or hash of one)?
+    pub fn is_secret(&self) -> bool {
+        self.ty == ScalarType::String
+            && (self.name.ends_with("Hash") || SECRET_FIELDS.contains(&self.name.as_str()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Index {
     pub name: String,

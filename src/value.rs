@@ -2,7 +2,7 @@
 //! decoded SQL values, and the text encodings Prisma 7 uses on disk (ISO dates with
 //! `+00:00`, `JSON.stringify` text).
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 
 /// A JS value read off the JS thread, owned so it can travel to the database task.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,27 +92,56 @@ pub fn storable_date(ms: f64) -> bool {
     ms.is_finite() && DateTime::from_timestamp_millis(ms as i64).is_some()
 }
 
+/// The UTC date-time of an instant, for drivers that bind chrono values. Dates are
+/// range-checked on input; the clamp only keeps this total.
+pub fn naive_utc_millis(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or(if ms < 0 {
+            DateTime::<chrono::Utc>::MIN_UTC
+        } else {
+            DateTime::<chrono::Utc>::MAX_UTC
+        })
+        .naive_utc()
+}
+
 /// Formats like `Date.prototype.toISOString` with `Z` written as `+00:00`, which is what
-/// Prisma 7's SQLite driver adapter stores.
+/// Prisma 7's SQLite driver adapter stores. Total over every `i64` (no date library
+/// range to fall out of): years outside 0000–9999 get a sign and six digits, as in JS.
 pub fn format_iso_millis(ms: i64) -> String {
-    let dt = DateTime::from_timestamp_millis(ms)
-        .expect("dates are range-checked on input")
-        .naive_utc();
-    let year = dt.year();
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
     let year_text = if (0..=9999).contains(&year) {
         format!("{year:04}")
     } else {
-        format!("{}{:06}", if year < 0 { '-' } else { '+' }, year.abs())
+        format!(
+            "{}{:06}",
+            if year < 0 { '-' } else { '+' },
+            year.unsigned_abs()
+        )
     };
     format!(
-        "{year_text}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00",
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.and_utc().timestamp_subsec_millis()
+        "{year_text}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
     )
+}
+
+/// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Parses an ISO-8601 / RFC 3339 date-time with an offset (what Prisma accepts as a
@@ -305,6 +334,12 @@ fn write_json(value: &JsValue, out: &mut String) -> Result<bool, JsonError> {
         JsValue::String(s) => write_json_string(s, out),
         // Prisma serialises a BigInt inside Json as its decimal string.
         JsValue::BigInt(digits) => write_json_string(digits, out),
+        // Prisma refuses a Date inside Json that DateTime fields could not hold either.
+        JsValue::Date(ms) if ms.is_finite() && !storable_date(*ms) => {
+            return Err(JsonError(
+                "a Date beyond year 262143 (inside the JSON value)".into(),
+            ))
+        }
         JsValue::Date(ms) if ms.is_finite() => {
             let iso = format_iso_millis(*ms as i64).replace("+00:00", "Z");
             write_json_string(&iso, out)
@@ -416,6 +451,33 @@ mod tests {
         );
         assert!(json_text(&JsValue::Undefined).is_err());
         assert_eq!(json_text(&JsValue::BigInt("1".into())).unwrap(), "\"1\"");
+    }
+
+    #[test]
+    fn iso_text_over_the_whole_js_date_range() {
+        assert_eq!(
+            format_iso_millis(8_640_000_000_000_000),
+            "+275760-09-13T00:00:00.000+00:00"
+        );
+        assert_eq!(
+            format_iso_millis(-8_640_000_000_000_000),
+            "-271821-04-20T00:00:00.000+00:00"
+        );
+        assert_eq!(
+            format_iso_millis(-62_167_219_200_001),
+            "-000001-12-31T23:59:59.999+00:00"
+        );
+        assert_eq!(
+            format_iso_millis(951_782_400_000),
+            "2000-02-29T00:00:00.000+00:00"
+        );
+        let _ = format_iso_millis(i64::MIN);
+        let _ = format_iso_millis(i64::MAX);
+        let deep = JsValue::Array(vec![JsValue::Object(vec![(
+            "d".into(),
+            JsValue::Date(8.64e15),
+        )])]);
+        assert!(json_text(&deep).is_err());
     }
 
     #[test]

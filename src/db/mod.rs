@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, OnceCell};
 pub use interpreter::{Outcome, Record};
 pub use reply::{Deliver, Reply};
 
-use reply::closed_error;
+use reply::{closed_error, Unanswered};
 use server::{ServerDatabase, ServerLease};
 use sqlite::{Executor, Work};
 
@@ -365,7 +365,18 @@ fn max_wait_passed(max_wait: Duration) -> KavachError {
     ))
 }
 
-fn store_transaction(slot: &OnceCell<Arc<Transaction>>, tx: Arc<Transaction>) -> Result<Outcome> {
+/// Hands a begun transaction to its handle, or rolls it back at once if the handle is
+/// gone (only this task still holds the slot).
+fn store_transaction(
+    slot: &Arc<OnceCell<Arc<Transaction>>>,
+    tx: Arc<Transaction>,
+) -> Result<Outcome> {
+    if Arc::strong_count(slot) == 1 {
+        tx.abandon();
+        return Err(KavachError::transaction(
+            "Transaction rolled back: its handle was gone before it began.",
+        ));
+    }
     slot.set(tx)
         .map_err(|_| KavachError::transaction("Transaction already started."))?;
     Ok(Outcome::Nothing)
@@ -590,6 +601,16 @@ impl Transaction {
         runtime().spawn(async move {
             reply.deliver(tx.finish(sql).await.map(|()| Outcome::Nothing));
         });
+    }
+
+    /// Rolls back an open transaction whose owner went away, answering nobody.
+    pub fn abandon(self: &Arc<Self>) {
+        if let Ok(state) = self.state.try_lock() {
+            if !matches!(*state, TxState::Open(_)) {
+                return;
+            }
+        }
+        self.dispatch_end("ROLLBACK", Box::new(Unanswered));
     }
 
     async fn expire(&self) {

@@ -30,6 +30,15 @@ impl Deliver for Waiter {
     }
 }
 
+/// A reply nobody waits for.
+pub struct Unanswered;
+
+impl Deliver for Unanswered {
+    fn deliver(self: Box<Self>, _result: Result<Outcome>) -> bool {
+        true
+    }
+}
+
 /// What calls on a closed adapter fail with.
 pub fn closed_error() -> KavachError {
     KavachError::database(

@@ -259,8 +259,11 @@ async fn acquire_error(
     server: &Server,
     probe: impl Future<Output = std::result::Result<(), sqlx::Error>>,
 ) -> KavachError {
-    if !matches!(err, sqlx::Error::PoolTimedOut) {
-        return unreachable(server, &err);
+    match err {
+        sqlx::Error::PoolTimedOut => {}
+        // close() ran while the call waited for a connection.
+        sqlx::Error::PoolClosed => return closed_error(),
+        other => return unreachable(server, &other),
     }
     match reachable(server, probe).await {
         Ok(()) => map_sqlx_error(err, None),

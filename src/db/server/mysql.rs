@@ -2,7 +2,7 @@
 //! as text), decoding (MariaDB's JSON arrives as LONGTEXT bytes) and schema creation
 //! under a named lock. MySQL has no RETURNING: plans read written rows back.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlSslMode, MySqlValueRef,
 };
@@ -134,12 +134,6 @@ async fn create_missing_tables(conn: &mut MySqlConnection) -> Result<Vec<String>
     result
 }
 
-fn naive_utc(ms: i64) -> NaiveDateTime {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .expect("dates are range-checked on input")
-        .naive_utc()
-}
-
 fn query(statement: &Statement) -> sqlx::query::Query<'_, MySql, MySqlArguments> {
     let mut query = sqlx::query(&statement.sql);
     for bound in &statement.params {
@@ -148,7 +142,7 @@ fn query(statement: &Statement) -> sqlx::query::Query<'_, MySql, MySqlArguments>
             Value::Bool(b) => query.bind(*b),
             Value::Int(i) => query.bind(*i),
             Value::Text(s) | Value::JsonText(s) => query.bind(s.as_str()),
-            Value::DateTime(ms) => query.bind(naive_utc(*ms)),
+            Value::DateTime(ms) => query.bind(crate::value::naive_utc_millis(*ms)),
             Value::Json(json) => query.bind(json.to_string()),
         };
     }

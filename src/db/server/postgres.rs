@@ -183,12 +183,6 @@ async fn create_missing_tables(
     Ok(created)
 }
 
-fn naive_utc(ms: i64) -> NaiveDateTime {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .expect("dates are range-checked on input")
-        .naive_utc()
-}
-
 /// Pages of a sorted list (`ORDER BY … LIMIT`) are planned for each call's values, as
 /// Prisma and node-postgres have them planned: a cached statement falls back to a generic
 /// plan after five runs, and for `queryAuditLogs` that plan walks the timestamp index and
@@ -211,7 +205,7 @@ fn query(
             (Value::Bool(b), _) => query.bind(*b),
             (Value::Int(i), _) => query.bind(*i),
             (Value::Text(s), _) => query.bind(s.as_str()),
-            (Value::DateTime(ms), _) => query.bind(naive_utc(*ms)),
+            (Value::DateTime(ms), _) => query.bind(crate::value::naive_utc_millis(*ms)),
             (Value::JsonText(text), _) => {
                 let raw = RawValue::from_string(text.clone())
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;

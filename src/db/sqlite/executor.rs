@@ -73,7 +73,7 @@ impl Executor {
             writer,
             Arc::clone(&formats),
             runtime.clone(),
-            move |conn| run_writer(conn, writer_jobs),
+            move |conn| run_writer(conn, &writer_jobs),
         )
         .await?;
         let readers = match readers.len() {
@@ -87,7 +87,7 @@ impl Executor {
                         conn,
                         Arc::clone(&formats),
                         runtime.clone(),
-                        move |conn| run_reader(conn, jobs),
+                        move |conn| run_reader(conn, &jobs),
                     )
                     .await?;
                 }
@@ -173,7 +173,7 @@ async fn spawn_thread(
     mut conn: SqliteConnection,
     formats: Arc<DateFormats>,
     runtime: Handle,
-    body: impl FnOnce(&mut RawConnection) -> Option<Reply> + Send + 'static,
+    mut body: impl FnMut(&mut RawConnection) -> Option<Reply> + Send + 'static,
 ) -> Result<()> {
     let (started, holds_handle) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -185,7 +185,7 @@ async fn spawn_thread(
                     // SAFETY: the handle stays locked to this thread until `raw` is gone.
                     let mut raw =
                         unsafe { RawConnection::new(locked.as_raw_handle().as_ptr(), formats) };
-                    let reply = body(&mut raw);
+                    let reply = serve(&mut raw, &mut body);
                     drop(raw);
                     reply
                 }
@@ -207,7 +207,40 @@ async fn spawn_thread(
         .unwrap_or_else(|_| Err(KavachError::database("A SQLite thread stopped at start")))
 }
 
+/// Runs the thread's loop until it returns, starting it again after a panic (which
+/// `perform` already contains for each job; this is for the loop's own bookkeeping): the
+/// jobs in hand are answered by their replies' drop, a transaction left open is rolled
+/// back, and the thread goes on serving the queue.
+fn serve(
+    conn: &mut RawConnection,
+    body: &mut impl FnMut(&mut RawConnection) -> Option<Reply>,
+) -> Option<Reply> {
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(conn))) {
+            Ok(reply) => return reply,
+            Err(_) => {
+                if conn.in_transaction() {
+                    let _ = conn.raw("ROLLBACK");
+                }
+            }
+        }
+    }
+}
+
+/// Runs one job's work. A panic in it (a bug, never an input: inputs are checked when
+/// planned) fails that job alone; the connection and the thread go on.
 fn perform(conn: &mut RawConnection, work: Work, in_transaction: bool) -> Result<Outcome> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        perform_unguarded(conn, work, in_transaction)
+    }))
+    .unwrap_or_else(|panic| Err(KavachError::internal(panic.as_ref())))
+}
+
+fn perform_unguarded(
+    conn: &mut RawConnection,
+    work: Work,
+    in_transaction: bool,
+) -> Result<Outcome> {
     let plan = match work {
         Work::Call(method, args) => plan(method, &args, Dialect::Sqlite)?,
         Work::Plan(plan) => plan,
@@ -266,8 +299,8 @@ fn next_job(jobs: &flume::Receiver<Job>) -> Option<Job> {
     jobs.recv().ok()
 }
 
-fn run_reader(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Reply> {
-    while let Some(job) = next_job(&jobs) {
+fn run_reader(conn: &mut RawConnection, jobs: &flume::Receiver<Job>) -> Option<Reply> {
+    while let Some(job) = next_job(jobs) {
         match job.work {
             Work::Close => return Some(job.reply),
             work => {
@@ -281,7 +314,7 @@ fn run_reader(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Re
 /// Writes queued outside transactions run together, up to this many per commit.
 const MAX_BATCH: usize = 64;
 
-fn run_writer(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Reply> {
+fn run_writer(conn: &mut RawConnection, jobs: &flume::Receiver<Job>) -> Option<Reply> {
     let mut open: Option<u64> = None;
     // Jobs from outside the open transaction, in arrival order, before any still in `jobs`.
     let mut waiting: VecDeque<Job> = VecDeque::new();
@@ -292,7 +325,7 @@ fn run_writer(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Re
                 if let Some(job) = earlier {
                     waiting.push_front(job);
                 }
-                next_job(&jobs)?
+                next_job(jobs)?
             }
         };
         let blocked = open.is_some_and(|current| job.tx != Some(current));
@@ -302,7 +335,7 @@ fn run_writer(conn: &mut RawConnection, jobs: flume::Receiver<Job>) -> Option<Re
         }
         match job.work {
             Work::Close => {
-                refuse_rest(waiting, &jobs);
+                refuse_rest(waiting, jobs);
                 return Some(job.reply);
             }
             Work::Begin => {
