@@ -9,10 +9,35 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Plans and decodes calls whose statements a Prisma client runs (see the module docs). */
+export declare class ClientBridge {
+  /** `provider` is the client's `_activeProvider`. */
+  constructor(provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean) => object)
+  /**
+   * Plans a call: resolves to its first step, or to an `Error` (invalid arguments),
+   * which the caller throws.
+   */
+  start(methodIndex: number, args: unknown[]): unknown
+  /** Hands back what the client returned for a step: its rows, or its count. */
+  resume(id: number, result: unknown): unknown
+  /**
+   * Hands back the error a database failure of a step made the client throw: its
+   * database code and message (the driver adapter's `originalCode` / `originalMessage`,
+   * or the Rust engine's `meta.code` / `meta.message`), its kind (`UniqueConstraintViolation`
+   * ...), and the error itself, whose class the call's error is made of.
+   */
+  fail(id: number, code: string | undefined | null, message: string, kind: string | undefined | null, cause: unknown): unknown
+  /**
+   * Forgets a call whose step failed in a way that is not the database's (the
+   * transaction closed, the client disconnected): its error goes to the caller as is.
+   */
+  abandon(id: number): void
+}
+
 /** One adapter: a database and its connections. */
 export declare class NativeAdapter {
   /** Checks the URL and options at once; connects on first use. */
-  constructor(url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>)
+  constructor(url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory?: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error)
   call(methodIndex: number, args: unknown[]): Promise<unknown>
   /** A transaction handle; `begin()` on it starts the database transaction. */
   transaction(timeoutMs: number, maxWaitMs: number, isolationLevel?: string | undefined | null): NativeTransaction
@@ -41,6 +66,14 @@ export interface AdapterOptions {
   /**
    * SQLite: 'iso8601' (Prisma 7's default), 'unixepoch-ms' or 'unixepoch-s'; by default
    * detected per column from the data already there.
+   */
+  timestampFormat?: string
+}
+
+export interface ClientOptions {
+  /**
+   * SQLite: how DateTime columns hold dates: 'iso8601' (Prisma 7's default),
+   * 'unixepoch-ms' or 'unixepoch-s'.
    */
   timestampFormat?: string
 }

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ClientBridge = nativeBinding.ClientBridge
 module.exports.NativeAdapter = nativeBinding.NativeAdapter
 module.exports.NativeTransaction = nativeBinding.NativeTransaction
 module.exports.methodNames = nativeBinding.methodNames

@@ -2,6 +2,8 @@
 // The adapter object users call. Everything below is plumbing: each camelCase method
 // forwards its arguments to the native handle; `transaction` orchestrates begin / fn /
 // commit-or-rollback so `fn`'s own return value and thrown error pass through untouched.
+// Given a Prisma client instead of a URL, each call's statements run on that client
+// (`createClientAdapter` below); errors are Prisma's own classes either way (`errors`).
 
 const binding = loadBinding()
 
@@ -74,9 +76,7 @@ function bindMethods(handle) {
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 function validationError(where, message) {
-  const error = new Error(`Invalid \`${where}\` invocation: ${message}`)
-  error.name = 'PrismaClientValidationError'
-  return error
+  return makeError(errorClasses(), ownClientVersion(), 'PrismaClientValidationError', undefined, `Invalid \`${where}\` invocation: ${message}`)
 }
 
 // Edit distance, to suggest the option a typo meant.
@@ -164,20 +164,311 @@ async function runTransaction(native, fn, options) {
   return result
 }
 
+// ---------------------------------------------------------------- errors
+
+// Errors are instances of Prisma's own classes, so `e instanceof
+// Prisma.PrismaClientKnownRequestError` holds: those of the app's @prisma/client when it
+// resolves from the app (its working directory, or its main module), else the classes
+// below, exported under the same names. Resolved on the first error.
+const ERROR_NAMES = [
+  'PrismaClientKnownRequestError',
+  'PrismaClientUnknownRequestError',
+  'PrismaClientValidationError',
+  'PrismaClientInitializationError',
+  'PrismaClientRustPanicError',
+]
+
+class PrismaClientKnownRequestError extends Error {
+  constructor(message, { code, clientVersion, meta, batchRequestIdx } = {}) {
+    super(message)
+    this.name = 'PrismaClientKnownRequestError'
+    this.code = code
+    this.clientVersion = clientVersion
+    this.meta = meta
+    if (batchRequestIdx !== undefined) this.batchRequestIdx = batchRequestIdx
+  }
+  get [Symbol.toStringTag]() {
+    return 'PrismaClientKnownRequestError'
+  }
+}
+
+class PrismaClientUnknownRequestError extends Error {
+  constructor(message, { clientVersion, batchRequestIdx } = {}) {
+    super(message)
+    this.name = 'PrismaClientUnknownRequestError'
+    this.clientVersion = clientVersion
+    if (batchRequestIdx !== undefined) this.batchRequestIdx = batchRequestIdx
+  }
+}
+
+class PrismaClientValidationError extends Error {
+  constructor(message, { clientVersion } = {}) {
+    super(message)
+    this.name = 'PrismaClientValidationError'
+    this.clientVersion = clientVersion
+  }
+}
+
+class PrismaClientInitializationError extends Error {
+  constructor(message, clientVersion, errorCode) {
+    super(message)
+    this.name = 'PrismaClientInitializationError'
+    this.clientVersion = clientVersion
+    this.errorCode = errorCode
+  }
+}
+
+class PrismaClientRustPanicError extends Error {
+  constructor(message, clientVersion) {
+    super(message)
+    this.name = 'PrismaClientRustPanicError'
+    this.clientVersion = clientVersion
+  }
+}
+
+const OWN_ERRORS = {
+  PrismaClientKnownRequestError,
+  PrismaClientUnknownRequestError,
+  PrismaClientValidationError,
+  PrismaClientInitializationError,
+  PrismaClientRustPanicError,
+}
+
+let resolvedErrors
+/** The error classes errors are made of, and the clientVersion they carry. */
+function errorClasses() {
+  if (resolvedErrors) return resolvedErrors
+  resolvedErrors = { classes: OWN_ERRORS, version: `kavach-native ${require('./package.json').version}` }
+  const path = require('node:path')
+  const bases = [process.cwd()]
+  if (require.main && require.main.filename) bases.push(path.dirname(require.main.filename))
+  for (const base of bases) {
+    for (const runtime of ['@prisma/client/runtime/client', '@prisma/client/runtime/library']) {
+      try {
+        const found = require(require.resolve(runtime, { paths: [base] }))
+        if (!ERROR_NAMES.every((name) => typeof found[name] === 'function')) continue
+        let version
+        try {
+          version = require(require.resolve('@prisma/client/package.json', { paths: [base] })).version
+        } catch {}
+        resolvedErrors = { classes: found, version: version ?? resolvedErrors.version }
+        return resolvedErrors
+      } catch {}
+    }
+  }
+  return resolvedErrors
+}
+
+function ownClientVersion() {
+  return errorClasses().version
+}
+
+function makeError({ classes }, clientVersion, name, code, message, meta) {
+  switch (name) {
+    case 'PrismaClientKnownRequestError':
+      return new classes.PrismaClientKnownRequestError(message, { code, clientVersion, meta: meta ?? {} })
+    case 'PrismaClientValidationError':
+      return new classes.PrismaClientValidationError(message, { clientVersion })
+    case 'PrismaClientInitializationError': {
+      const error = new classes.PrismaClientInitializationError(message, clientVersion, code)
+      // Prisma's initialization errors name their code `errorCode`; `code` too, as before.
+      if (code !== undefined && error.code === undefined) error.code = code
+      return error
+    }
+    default:
+      return new classes.PrismaClientUnknownRequestError(message, { clientVersion })
+  }
+}
+
+// Made natively (src/js.rs) for every error an adapter rejects with.
+function urlErrorFactory(name, code, message, meta) {
+  const found = errorClasses()
+  return makeError(found, found.version, name, code, message, meta)
+}
+
+// Through a client: an error the client threw for the failure (`cause`) gives its own
+// class and clientVersion, and its `driverAdapterError` stays in `meta`.
+function clientErrorFactory(client) {
+  return (name, code, message, meta, cause) => {
+    if (name === 'PrismaClientKnownRequestError' && isPrismaError(cause) && cause.name === name) {
+      const driverAdapterError = cause.meta && cause.meta.driverAdapterError
+      const fullMeta = driverAdapterError === undefined ? meta ?? {} : { ...meta, driverAdapterError }
+      return new cause.constructor(message, { code, clientVersion: cause.clientVersion, meta: fullMeta })
+    }
+    return makeError(errorClasses(), clientVersionOf(client), name, code, message, meta)
+  }
+}
+
+function isPrismaError(error) {
+  return error instanceof Error && typeof error.clientVersion === 'string' && typeof error.constructor === 'function'
+}
+
+function clientVersionOf(client) {
+  try {
+    const version = client._clientVersion
+    if (typeof version === 'string') return version
+  } catch {}
+  return ownClientVersion()
+}
+
+// ---------------------------------------------------------------- through a Prisma client
+
+/** The next statement of a call through a client (made natively by ClientBridge). */
+class Step {
+  constructor(id, sql, params, rows, compound) {
+    this.id = id
+    this.sql = sql
+    this.params = params
+    this.rows = rows
+    this.compound = compound
+  }
+}
+const makeStep = (id, sql, params, rows, compound) => new Step(id, sql, params, rows, compound)
+
+const CLIENT_PROVIDERS = ['sqlite', 'postgresql', 'mysql']
+
+/** Is `value` a Prisma client (root, `$extends`-ed, or an interactive transaction's)? */
+function isPrismaClient(value) {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false
+  try {
+    // Never enumerate a client: it is a Proxy, and Reflect.ownKeys on it throws.
+    return typeof value.$queryRawUnsafe === 'function' && typeof value.$executeRawUnsafe === 'function' && typeof value._activeProvider === 'string'
+  } catch {
+    return false
+  }
+}
+
+/** What a failed statement's error says about the database's refusal, if it is one. */
+function databaseFailure(error) {
+  if (!isPrismaError(error) || error.code !== 'P2010') return undefined
+  const meta = error.meta || {}
+  const cause = meta.driverAdapterError && meta.driverAdapterError.cause
+  if (cause && typeof cause === 'object') {
+    return { code: cause.originalCode, message: String(cause.originalMessage ?? cause.message ?? error.message), kind: cause.kind }
+  }
+  if (meta.code !== undefined) return { code: String(meta.code), message: String(meta.message ?? error.message), kind: undefined }
+  return undefined
+}
+
+/** Runs a call's statements on `queryable` (a client or a transaction client) to its end. */
+async function drive(bridge, queryable, step) {
+  for (;;) {
+    let next
+    try {
+      const result = step.rows ? await queryable.$queryRawUnsafe(step.sql, ...step.params) : await queryable.$executeRawUnsafe(step.sql, ...step.params)
+      next = bridge.resume(step.id, result)
+    } catch (error) {
+      const failure = databaseFailure(error)
+      if (failure === undefined) {
+        // Not the database's refusal (the transaction closed or timed out, the client was
+        // disconnected ...): Prisma's own error, as it is.
+        bridge.abandon(step.id)
+        throw error
+      }
+      next = bridge.fail(step.id, failure.code, failure.message, failure.kind, error)
+    }
+    if (next instanceof Step) {
+      step = next
+      continue
+    }
+    if (next instanceof Error) throw next
+    return next
+  }
+}
+
+function bindClient(bridge, client, inTransaction) {
+  const adapter = {}
+  METHOD_NAMES.forEach((name, index) => {
+    adapter[name] = async (...args) => {
+      const step = bridge.start(index, args)
+      if (!(step instanceof Step)) {
+        if (step instanceof Error) throw step
+        return step
+      }
+      if (!step.compound || inTransaction) return drive(bridge, client, step)
+      // A write and its read-back (MySQL) see exactly that write only in a transaction.
+      try {
+        return await client.$transaction((tx) => drive(bridge, tx, step))
+      } finally {
+        bridge.abandon(step.id)
+      }
+    }
+  })
+  return adapter
+}
+
+function clientTransactionOptions(options) {
+  if (options === undefined || options === null) return undefined
+  transactionSettings(options)
+  const settings = {}
+  for (const key of TRANSACTION_OPTIONS) if (options[key] !== undefined) settings[key] = options[key]
+  return settings
+}
+
+function createClientAdapter(client, options) {
+  const provider = client._activeProvider
+  if (!CLIENT_PROVIDERS.includes(provider)) {
+    throw validationError('createAdapter()', `the Prisma client's provider is '${provider}'; kavach-native runs on ${CLIENT_PROVIDERS.join(', ')}`)
+  }
+  if (options !== undefined && options !== null) checkOptionNames('createAdapter()', options, ADAPTER_OPTIONS)
+  const { timestampFormat } = options ?? {}
+  if (timestampFormat !== undefined && typeof timestampFormat !== 'string') {
+    throw validationError('createAdapter()', "`timestampFormat` must be one of 'iso8601', 'unixepoch-ms', 'unixepoch-s'")
+  }
+  let bridge
+  try {
+    bridge = new binding.ClientBridge(provider, { timestampFormat }, ROW_FACTORIES, clientErrorFactory(client), makeStep)
+  } catch (error) {
+    if (error && error.code === 'InvalidArg') throw makeError(errorClasses(), clientVersionOf(client), 'PrismaClientValidationError', undefined, error.message)
+    throw error
+  }
+  // An interactive transaction's client has no $connect: calls on it run in that
+  // transaction, and `transaction(fn)` joins it, as a nested Prisma transaction would.
+  const inTransaction = typeof client.$connect !== 'function'
+  const adapter = bindClient(bridge, client, inTransaction)
+  if (inTransaction) {
+    adapter.transaction = async (fn, txOptions) => {
+      if (typeof fn !== 'function') throw validationError('transaction()', 'the first argument must be a function (tx) => Promise')
+      if (txOptions !== undefined && txOptions !== null) transactionSettings(txOptions)
+      return fn(adapter)
+    }
+  } else {
+    adapter.transaction = async (fn, txOptions) => {
+      if (typeof fn !== 'function') throw validationError('transaction()', 'the first argument must be a function (tx) => Promise')
+      const settings = clientTransactionOptions(txOptions)
+      return client.$transaction((tx) => {
+        const txAdapter = bindClient(bridge, tx, true)
+        txAdapter.transaction = (inner) => Promise.resolve().then(() => inner(txAdapter))
+        return fn(txAdapter)
+      }, settings)
+    }
+  }
+  // The app's client is the app's: never connected, disconnected or migrated from here.
+  adapter.connect = async () => []
+  adapter.close = async () => {}
+  return adapter
+}
+
+// ---------------------------------------------------------------- createAdapter
+
 /**
- * Creates an adapter for a database URL. Synchronous: connecting and creating missing
- * tables happen on first use. See index.d.ts for the accepted URL forms and options.
+ * Creates an adapter for a database URL, or on the app's own Prisma client (a
+ * PrismaClient, `$extends`-ed or not, or an interactive transaction's client).
+ * Synchronous: connecting and creating missing tables happen on first use (never
+ * through a client). See index.d.ts for the accepted URL forms and options.
  */
 function createAdapter(url, options) {
+  if (isPrismaClient(url)) return createClientAdapter(url, options)
   if (typeof url !== 'string') {
-    throw new TypeError(`createAdapter: the database URL must be a string, got ${url === null ? 'null' : typeof url}`)
+    const what = url === null ? 'null' : typeof url === 'object' ? 'an object that is not a Prisma client' : typeof url
+    throw new TypeError(`createAdapter: the database URL must be a string (or give a Prisma client), got ${what}`)
   }
   let native
   try {
-    native = new binding.NativeAdapter(url, adapterOptions(options), ROW_FACTORIES)
+    native = new binding.NativeAdapter(url, adapterOptions(options), ROW_FACTORIES, urlErrorFactory)
   } catch (error) {
     // The URL and its parameters are checked natively: the same error class as options.
-    if (error && error.code === 'InvalidArg') error.name = 'PrismaClientValidationError'
+    if (error && error.code === 'InvalidArg') throw makeError(errorClasses(), ownClientVersion(), 'PrismaClientValidationError', undefined, error.message)
     throw error
   }
   const adapter = bindMethods(native)
@@ -191,3 +482,7 @@ module.exports.createAdapter = createAdapter
 module.exports.schemaPrisma = binding.schemaPrisma
 module.exports.schemaDdl = binding.schemaDdl
 module.exports.methodNames = binding.methodNames
+// Prisma's error classes: the app's @prisma/client's when it resolves, else kavach-native's.
+for (const name of ERROR_NAMES) {
+  Object.defineProperty(module.exports, name, { enumerable: true, get: () => errorClasses().classes[name] })
+}

@@ -91,7 +91,10 @@ describe('rows on disk, as Prisma 7 writes them', () => {
     const skipPath = dbPath()
     const skipped = createAdapter(skipPath, { skipMigrations: true })
     const error = await skipped.findAgentById('x').catch((e) => e)
-    expect(error.message).toContain('no such table')
+    // Prisma's code for a missing table, with its meta (issue #12).
+    expect(error.code).toBe('P2021')
+    expect(error.meta).toEqual({ modelName: 'KavachAgent', table: 'kavach_agents' })
+    expect(error.message).toContain('`kavach_agents` does not exist')
     await skipped.close()
   })
 

@@ -13,7 +13,7 @@ use napi::sys;
 
 use crate::db::{Deliver, Outcome};
 use crate::error::KavachError;
-use crate::js::{Builders, RowFactories};
+use crate::js::{Builders, ErrorFactory, RowFactories};
 
 struct Deferred(sys::napi_deferred);
 
@@ -55,9 +55,13 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
 impl Completer {
     /// Creates the threadsafe function on `env`'s thread; it does not keep the event
     /// loop alive until a promise is pending.
-    pub fn new(env: sys::napi_env, factories: &RowFactories) -> napi::Result<Arc<Completer>> {
+    pub fn new(
+        env: sys::napi_env,
+        factories: &RowFactories,
+        errors: Option<&ErrorFactory>,
+    ) -> napi::Result<Arc<Completer>> {
         let shared = Arc::new(Shared {
-            builders: unsafe { Builders::new(env, factories)? },
+            builders: unsafe { Builders::new(env, factories, errors)? },
             queue: Mutex::new(Queue {
                 settled: Vec::new(),
                 armed: false,

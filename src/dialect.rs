@@ -4,6 +4,18 @@
 
 use crate::schema::{DefaultValue, Model, ScalarType};
 
+/// How statements reach the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Through sqlx: parameters typed by the driver, columns decoded from the wire.
+    Driver,
+    /// Through a Prisma client's `$queryRawUnsafe` / `$executeRawUnsafe`: parameters
+    /// arrive untyped (PostgreSQL needs a cast on each), and the client types results by
+    /// each column's declared type, so SQLite dates and every JSON column are read as the
+    /// text stored, to be decoded exactly as over sqlx.
+    PrismaClient,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -44,7 +56,42 @@ impl Dialect {
         }
     }
 
-    /// Can INSERT / UPDATE return the written row? (MySQL cannot: the row is read back.)
+    /// The placeholder for the `n`th (1-based) parameter, of type `ty`, over `channel`:
+    /// through a Prisma client, PostgreSQL receives every parameter as untyped text, so
+    /// each is cast (as `$1 IS NULL` and the like could not be planned otherwise).
+    pub fn typed_placeholder(self, n: usize, ty: ScalarType, channel: Channel) -> String {
+        match (self, channel) {
+            (Dialect::Postgres, Channel::PrismaClient) => {
+                let cast = match ty {
+                    ScalarType::String => "text",
+                    ScalarType::Int => "int8",
+                    ScalarType::Boolean => "boolean",
+                    ScalarType::DateTime => "timestamp(3)",
+                    ScalarType::Json => "jsonb",
+                };
+                format!("${n}::{cast}")
+            }
+            _ => self.placeholder(n),
+        }
+    }
+
+    /// A column (`quoted`) of type `ty` in a select or RETURNING list over `channel`.
+    /// Through a Prisma client, what the client would convert by the declared type is
+    /// read as stored text instead: SQLite dates (the client parses zone-less text in
+    /// local time and reads integers as milliseconds whatever the column's format) and
+    /// JSON (the client parses it; `JSON.parse` of the text gives the same value).
+    pub fn select_column(self, quoted: String, ty: ScalarType, channel: Channel) -> String {
+        match (self, ty, channel) {
+            (_, _, Channel::Driver) => quoted,
+            (Dialect::Sqlite, ScalarType::DateTime | ScalarType::Json, _) => {
+                format!("CAST({quoted} AS TEXT) AS {quoted}")
+            }
+            (Dialect::Postgres, ScalarType::Json, _) => format!("{quoted}::text AS {quoted}"),
+            (Dialect::Mysql, ScalarType::Json, _) => format!("CAST({quoted} AS CHAR) AS {quoted}"),
+            _ => quoted,
+        }
+    }
+
     /// How to compare a text column with a bound value byte for byte, where `=` alone
     /// follows the column's collation: MySQL/MariaDB's default utf8mb4 collations ignore
     /// case and trailing spaces, so `= ?` finds a near-miss of a secret. The comparison
@@ -57,6 +104,7 @@ impl Dialect {
         }
     }
 
+    /// Can INSERT / UPDATE return the written row? (MySQL cannot: the row is read back.)
     pub fn supports_returning(self) -> bool {
         !matches!(self, Dialect::Mysql)
     }

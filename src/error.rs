@@ -21,7 +21,16 @@ pub struct Meta {
     /// The fields of a violated unique constraint.
     pub target: Option<Vec<String>>,
     /// What a P2025 was doing ("an update", "a delete").
-    pub operation: Option<String>,
+    pub operation: Option<&'static str>,
+    /// The table (P2021) or column (P2022) found missing; boxed, as it is rare.
+    pub missing: Option<Box<Missing>>,
+}
+
+/// A table or column a statement names and the database lacks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Missing {
+    Table(String),
+    Column(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,13 +63,13 @@ impl KavachError {
             meta: Meta {
                 model_name: Some(model.into()),
                 target: Some(fields),
-                operation: None,
+                ..Meta::default()
             },
         }
     }
 
     /// P2025: an update or delete found no row.
-    pub fn record_not_found(model: &str, operation: &str) -> Self {
+    pub fn record_not_found(model: &str, operation: &'static str) -> Self {
         Self {
             kind: ErrorKind::Known("P2025"),
             message: format!(
@@ -68,8 +77,35 @@ impl KavachError {
             ),
             meta: Meta {
                 model_name: Some(model.into()),
-                target: None,
-                operation: Some(operation.into()),
+                operation: Some(operation),
+                ..Meta::default()
+            },
+        }
+    }
+
+    /// P2021: a table the model needs is not in the database (created by hand, or
+    /// `skipMigrations`).
+    pub fn table_missing(model: Option<&str>, table: &str) -> Self {
+        Self {
+            kind: ErrorKind::Known("P2021"),
+            message: format!("The table `{table}` does not exist in the current database."),
+            meta: Meta {
+                model_name: model.map(Into::into),
+                missing: Some(Box::new(Missing::Table(table.into()))),
+                ..Meta::default()
+            },
+        }
+    }
+
+    /// P2022: a column the model needs is not in its table.
+    pub fn column_missing(model: Option<&str>, column: &str) -> Self {
+        Self {
+            kind: ErrorKind::Known("P2022"),
+            message: format!("The column `{column}` does not exist in the current database."),
+            meta: Meta {
+                model_name: model.map(Into::into),
+                missing: Some(Box::new(Missing::Column(column.into()))),
+                ..Meta::default()
             },
         }
     }
@@ -188,6 +224,13 @@ pub fn map_database_error(
             return KavachError::unique_violation(&ctx.model.name, fields);
         }
     }
+    let model = ctx.map(|ctx| ctx.model.name.as_str());
+    if let Some(missing) = missing_object(code, message) {
+        return match missing {
+            Missing::Table(table) => KavachError::table_missing(model, &table),
+            Missing::Column(column) => KavachError::column_missing(model, &column),
+        };
+    }
     match code {
         // SQLITE_BUSY and its extended codes.
         "5" | "261" | "517" | "773" => known(
@@ -216,6 +259,36 @@ pub fn map_database_error(
         // MySQL: server gone away / lost connection.
         "2006" | "2013" => connection_lost(message),
         _ => KavachError::database(format!("Database error: {message}")),
+    }
+}
+
+/// A table or column the statement names and the database lacks, from the error the
+/// database reported: SQLite `no such table: t` / `no such column: c` / `table t has no
+/// column named c` (code 1), PostgreSQL 42P01 / 42703, MySQL 1146 / 1054.
+fn missing_object(code: &str, message: &str) -> Option<Missing> {
+    let quoted = |open: char, close: char| -> Option<String> {
+        let start = message.find(open)? + 1;
+        let end = start + message[start..].find(close)?;
+        Some(message[start..end].to_string())
+    };
+    let after = |prefix: &str| -> Option<String> {
+        let start = message.find(prefix)? + prefix.len();
+        Some(message[start..].trim().to_string())
+    };
+    match code {
+        "1" => after("no such table:").map(Missing::Table).or_else(|| {
+            after("no such column:")
+                .or_else(|| after("has no column named"))
+                .map(Missing::Column)
+        }),
+        "42P01" => quoted('"', '"').map(Missing::Table),
+        "42703" => quoted('"', '"').map(Missing::Column),
+        "1146" => quoted('\'', '\'').map(|t| {
+            // `db.table`: Prisma names the table alone.
+            Missing::Table(t.rsplit('.').next().unwrap_or(&t).to_string())
+        }),
+        "1054" => quoted('\'', '\'').map(Missing::Column),
+        _ => None,
     }
 }
 

@@ -15,7 +15,7 @@ use crate::value::{JsValue, Value};
 /// JSON nesting deeper than this is refused (and cycles end here too).
 const MAX_DEPTH: usize = 128;
 
-fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+pub(crate) fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
@@ -110,7 +110,10 @@ unsafe fn read(env: sys::napi_env, value: sys::napi_value, depth: usize) -> napi
     })
 }
 
-unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> napi::Result<String> {
+pub(crate) unsafe fn read_string(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> napi::Result<String> {
     let mut len = 0;
     check(
         sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len),
@@ -202,18 +205,52 @@ impl FromNapiValue for RowFactories {
     }
 }
 
-/// What rows are built with, kept as references for the adapter's life: the row
-/// factories and `JSON.parse`. Only ever used on the JS thread that made them.
+/// `(name, code, message, meta, cause) => Error`, from `index.js`: makes the error a
+/// failure rejects with, as an instance of the app's Prisma error classes (or of the ones
+/// kavach-native exports under the same names). `cause` is the error a Prisma client
+/// threw, when the failure came from one.
+pub struct ErrorFactory(pub sys::napi_value);
+
+impl TypeName for ErrorFactory {
+    fn type_name() -> &'static str {
+        "Function"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Function
+    }
+}
+
+impl ValidateNapiValue for ErrorFactory {}
+
+impl FromNapiValue for ErrorFactory {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut ty = 0;
+        check(sys::napi_typeof(env, value, &mut ty), "typeof")?;
+        if ty != sys::ValueType::napi_function {
+            return Err(napi::Error::from_reason("errorFactory must be a function"));
+        }
+        Ok(ErrorFactory(value))
+    }
+}
+
+/// What results are built with, kept as references for the adapter's life: the row
+/// factories, `JSON.parse` and the error factory. Only ever used on the JS thread that
+/// made them.
 pub struct Builders {
     rows: Vec<sys::napi_ref>,
     json_parse: sys::napi_ref,
+    errors: Option<sys::napi_ref>,
 }
 
 unsafe impl Send for Builders {}
 unsafe impl Sync for Builders {}
 
 impl Builders {
-    pub unsafe fn new(env: sys::napi_env, factories: &RowFactories) -> napi::Result<Builders> {
+    pub unsafe fn new(
+        env: sys::napi_env,
+        factories: &RowFactories,
+        errors: Option<&ErrorFactory>,
+    ) -> napi::Result<Builders> {
         let reference = |value| {
             let mut reference = ptr::null_mut();
             check(
@@ -241,18 +278,23 @@ impl Builders {
                 .map(|&f| reference(f))
                 .collect::<napi::Result<_>>()?,
             json_parse: reference(parse)?,
+            errors: match errors {
+                Some(factory) => Some(reference(factory.0)?),
+                None => None,
+            },
         })
     }
 
     /// Frees the references (the environment is still alive).
     pub unsafe fn delete(&self, env: sys::napi_env) {
-        for &reference in self.rows.iter().chain([&self.json_parse]) {
+        let errors = self.errors.iter();
+        for &reference in self.rows.iter().chain([&self.json_parse]).chain(errors) {
             sys::napi_delete_reference(env, reference);
         }
     }
 }
 
-unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     let status = match s.is_ascii() {
         true => sys::napi_create_string_latin1(
@@ -272,37 +314,37 @@ unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     Ok(out)
 }
 
-unsafe fn number(env: sys::napi_env, n: f64) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn number(env: sys::napi_env, n: f64) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check(sys::napi_create_double(env, n, &mut out), "create number")?;
     Ok(out)
 }
 
-unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check(sys::napi_get_null(env, &mut out), "null")?;
     Ok(out)
 }
 
-unsafe fn undefined(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn undefined(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check(sys::napi_get_undefined(env, &mut out), "undefined")?;
     Ok(out)
 }
 
-unsafe fn boolean(env: sys::napi_env, b: bool) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn boolean(env: sys::napi_env, b: bool) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check(sys::napi_get_boolean(env, b, &mut out), "boolean")?;
     Ok(out)
 }
 
-unsafe fn object(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn object(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     check(sys::napi_create_object(env, &mut out), "create object")?;
     Ok(out)
 }
 
-unsafe fn set(
+pub(crate) unsafe fn set(
     env: sys::napi_env,
     obj: sys::napi_value,
     key: &str,
@@ -334,7 +376,7 @@ unsafe fn define_own(
     )
 }
 
-unsafe fn array<T>(
+pub(crate) unsafe fn array<T>(
     env: sys::napi_env,
     items: &[T],
     each: impl Fn(&T) -> napi::Result<sys::napi_value>,
@@ -475,37 +517,94 @@ const PLAIN_PROPERTY: sys::napi_property_attributes = sys::PropertyAttributes::w
     | sys::PropertyAttributes::enumerable
     | sys::PropertyAttributes::configurable;
 
-/// The JS `Error` for a failure: Prisma's `name`, `code` and `meta` as real properties.
-unsafe fn error(env: sys::napi_env, err: &KavachError) -> napi::Result<sys::napi_value> {
+/// Prisma's `meta` of a failure, or `None` when it has none.
+unsafe fn meta(env: sys::napi_env, err: &KavachError) -> napi::Result<Option<sys::napi_value>> {
+    let meta = &err.meta;
+    if *meta == crate::error::Meta::default() {
+        return Ok(None);
+    }
+    let obj = object(env)?;
+    if let Some(model) = &meta.model_name {
+        set(env, obj, "modelName", string(env, model)?)?;
+    }
+    if let Some(target) = &meta.target {
+        set(env, obj, "target", array(env, target, |t| string(env, t))?)?;
+    }
+    if let Some(operation) = &meta.operation {
+        set(env, obj, "operation", string(env, operation)?)?;
+    }
+    match meta.missing.as_deref() {
+        Some(crate::error::Missing::Table(table)) => set(env, obj, "table", string(env, table)?)?,
+        Some(crate::error::Missing::Column(column)) => {
+            set(env, obj, "column", string(env, column)?)?
+        }
+        None => {}
+    }
+    Ok(Some(obj))
+}
+
+/// The JS error for a failure: made by the error factory (an instance of Prisma's class
+/// for it, with `code`, `meta` and `clientVersion`), or without one a plain `Error` with
+/// Prisma's `name`, `code` and `meta` as real properties. `cause` is the error a Prisma
+/// client threw for it, if any.
+pub(crate) unsafe fn error(
+    env: sys::napi_env,
+    err: &KavachError,
+    builders: &Builders,
+    cause: Option<sys::napi_value>,
+) -> napi::Result<sys::napi_value> {
     let code = match err.code() {
         Some(code) => string(env, code)?,
+        None => undefined(env)?,
+    };
+    let message = string(env, &err.message)?;
+    let meta = meta(env, err)?;
+    if let Some(factory) = builders.errors {
+        let mut function = ptr::null_mut();
+        check(
+            sys::napi_get_reference_value(env, factory, &mut function),
+            "error factory",
+        )?;
+        let arguments = [
+            string(env, err.js_name())?,
+            code,
+            message,
+            meta.map_or_else(|| undefined(env), Ok)?,
+            cause.map_or_else(|| undefined(env), Ok)?,
+        ];
+        let mut out = ptr::null_mut();
+        let status = sys::napi_call_function(
+            env,
+            undefined(env)?,
+            function,
+            arguments.len(),
+            arguments.as_ptr(),
+            &mut out,
+        );
+        if status == sys::Status::napi_ok {
+            return Ok(out);
+        }
+        let mut thrown = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut thrown);
+    }
+    let mut out = ptr::null_mut();
+    let code = match err.code() {
+        Some(_) => code,
         None => ptr::null_mut(),
     };
-    let mut out = ptr::null_mut();
     check(
-        sys::napi_create_error(env, code, string(env, &err.message)?, &mut out),
+        sys::napi_create_error(env, code, message, &mut out),
         "create error",
     )?;
     set(env, out, "name", string(env, err.js_name())?)?;
-    let meta = &err.meta;
-    if meta.model_name.is_some() || meta.target.is_some() || meta.operation.is_some() {
-        let obj = object(env)?;
-        if let Some(model) = &meta.model_name {
-            set(env, obj, "modelName", string(env, model)?)?;
-        }
-        if let Some(target) = &meta.target {
-            set(env, obj, "target", array(env, target, |t| string(env, t))?)?;
-        }
-        if let Some(operation) = &meta.operation {
-            set(env, obj, "operation", string(env, operation)?)?;
-        }
-        set(env, out, "meta", obj)?;
+    if let Some(meta) = meta {
+        set(env, out, "meta", meta)?;
     }
     Ok(out)
 }
 
 /// The JS value of a call's result.
-unsafe fn outcome(
+pub(crate) unsafe fn outcome(
     env: sys::napi_env,
     outcome: &Outcome,
     builders: &Builders,
@@ -529,13 +628,13 @@ pub unsafe fn settle(
 ) {
     let settled = match &result {
         Ok(value) => outcome(env, value, builders).map(|v| (true, v)),
-        Err(err) => error(env, err).map(|v| (false, v)),
+        Err(err) => error(env, err, builders, None).map(|v| (false, v)),
     };
     let (resolve, value) = match settled {
         Ok(settled) => settled,
         Err(failure) => {
             let fallback = KavachError::database(failure.reason);
-            match error(env, &fallback) {
+            match error(env, &fallback, builders, None) {
                 Ok(value) => (false, value),
                 Err(_) => (false, ptr::null_mut()),
             }

@@ -11,6 +11,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bridge;
 mod completion;
 pub mod config;
 pub mod db;
@@ -33,7 +34,7 @@ use tokio::sync::OnceCell;
 use crate::completion::Completer;
 use crate::db::{Adapter, Deliver, Outcome, Transaction, TxSettings};
 use crate::error::KavachError;
-use crate::js::{JsArgs, RowFactories};
+use crate::js::{ErrorFactory, JsArgs, RowFactories};
 use crate::methods::{Method, METHODS};
 
 #[napi(object, object_to_js = false)]
@@ -97,13 +98,14 @@ impl NativeAdapter {
     /// Checks the URL and options at once; connects on first use.
     #[napi(
         constructor,
-        ts_args_type = "url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>"
+        ts_args_type = "url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory?: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error"
     )]
     pub fn new(
         env: Env,
         url: String,
         options: Option<AdapterOptions>,
         row_factories: RowFactories,
+        error_factory: Option<ErrorFactory>,
     ) -> napi::Result<Self> {
         let options = options.unwrap_or(AdapterOptions {
             skip_migrations: None,
@@ -126,7 +128,7 @@ impl NativeAdapter {
             config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
-            completer: Completer::new(env.raw(), &row_factories)?,
+            completer: Completer::new(env.raw(), &row_factories, error_factory.as_ref())?,
         })
     }
 

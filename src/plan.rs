@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::dialect::Dialect;
+use crate::dialect::{Channel, Dialect};
 use crate::error::{KavachError, Result};
 use crate::methods::{Arg, Change, Cmp, DerivedId, Dir, Guard, Method, Returns, Set, Shape};
 use crate::schema::{DefaultValue, Field, Model, ScalarType, SCHEMA};
@@ -72,8 +72,19 @@ pub fn now_millis() -> i64 {
 }
 
 pub fn plan(method: &Method, args: &[JsValue], dialect: Dialect) -> Result<Plan> {
+    plan_for(method, args, dialect, Channel::Driver)
+}
+
+/// The plan of a call whose statements reach the database over `channel`.
+pub fn plan_for(
+    method: &Method,
+    args: &[JsValue],
+    dialect: Dialect,
+    channel: Channel,
+) -> Result<Plan> {
     let model = SCHEMA.model(method.model);
     let mut builder = Builder::new(method, model, dialect, args)?;
+    builder.channel = channel;
     let expect = match method.shape {
         Shape::FindOne { guards, order } => {
             let mut conds = builder.key_conditions()?;
@@ -305,6 +316,7 @@ struct Builder<'a> {
     method: &'a Method,
     model: &'static Model,
     dialect: Dialect,
+    channel: Channel,
     args: &'a [JsValue],
     sql: String,
     params: Vec<Bound>,
@@ -336,6 +348,7 @@ impl<'a> Builder<'a> {
             method,
             model,
             dialect,
+            channel: Channel::Driver,
             args,
             sql: String::new(),
             params: Vec::new(),
@@ -577,7 +590,10 @@ impl<'a> Builder<'a> {
 
     fn push_bound(&mut self, bound: Bound) {
         self.params.push(bound);
-        let placeholder = self.dialect.placeholder(self.params.len());
+        let ty = self.params.last().map_or(ScalarType::String, |b| b.ty);
+        let placeholder = self
+            .dialect
+            .typed_placeholder(self.params.len(), ty, self.channel);
         self.sql.push_str(&placeholder);
     }
 
@@ -600,9 +616,14 @@ impl<'a> Builder<'a> {
         self.dialect.quote(&self.model.fields[field].column)
     }
 
+    /// Every field, in declaration order, as the channel reads it.
     fn column_list(&self) -> String {
         (0..self.model.fields.len())
-            .map(|i| self.column(i))
+            .map(|i| {
+                let column = self.column(i);
+                self.dialect
+                    .select_column(column, self.model.fields[i].ty, self.channel)
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }

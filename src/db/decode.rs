@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::interpreter::Record;
 use crate::error::{KavachError, Result};
 use crate::schema::{Field, Model, ScalarType};
-use crate::value::{parse_stored_date, TimestampFormat, Value};
+use crate::value::{format_iso_millis, parse_stored_date, TimestampFormat, Value};
 
 /// One column of a row as the driver read it, borrowed from the row where it can be.
 #[derive(Debug)]
@@ -64,6 +64,33 @@ impl DateFormats {
     }
 }
 
+/// A date as a SQLite column stores it.
+pub enum StoredDate {
+    Text(String),
+    Integer(i64),
+}
+
+impl DateFormats {
+    /// `ms` as it is written to (or compared with) field `field` of `model`; a value
+    /// bound to no field takes the default format.
+    pub fn store(&self, model: &Model, field: Option<usize>, ms: i64) -> StoredDate {
+        let format = field.map_or(self.default, |f| self.of(model, f));
+        match format {
+            TimestampFormat::Iso8601 => StoredDate::Text(format_iso_millis(ms)),
+            TimestampFormat::UnixMillis => StoredDate::Integer(ms),
+            TimestampFormat::UnixSeconds => StoredDate::Integer(ms.div_euclid(1000)),
+        }
+    }
+}
+
+/// The format integer dates of field `i` of `model` are read in (none: milliseconds).
+pub fn format_of(model: &Model, i: usize, formats: Option<&DateFormats>) -> TimestampFormat {
+    match (model.fields[i].ty, formats) {
+        (ScalarType::DateTime, Some(formats)) => formats.of(model, i),
+        _ => TimestampFormat::UnixMillis,
+    }
+}
+
 /// A row of `model`: `cell(i, field)` reads column `i`, which holds field `i` (plans
 /// select every field in declaration order). Integer dates are read in the format
 /// `formats` gives their column (none: epoch milliseconds).
@@ -76,13 +103,7 @@ pub fn record<'r>(
         .fields
         .iter()
         .enumerate()
-        .map(|(i, field)| {
-            let format = match (field.ty, formats) {
-                (ScalarType::DateTime, Some(formats)) => formats.of(model, i),
-                _ => TimestampFormat::UnixMillis,
-            };
-            value(model, field, format, cell(i, field)?)
-        })
+        .map(|(i, field)| value(model, field, format_of(model, i, formats), cell(i, field)?))
         .collect::<Result<_>>()?;
     Ok(Record { model, cells })
 }

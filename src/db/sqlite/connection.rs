@@ -11,12 +11,12 @@ use std::ptr;
 
 use libsqlite3_sys as ffi;
 
-use crate::db::decode::{self, decode_error, Cell, DateFormats};
+use crate::db::decode::{self, decode_error, Cell, DateFormats, StoredDate};
 use crate::db::interpreter::{Connection, Queryable, Record};
 use crate::error::{map_database_error, ErrorContext, KavachError, Result};
 use crate::plan::Statement;
 use crate::schema::{Field, Model, ScalarType};
-use crate::value::{format_iso_millis, TimestampFormat, Value};
+use crate::value::Value;
 
 /// Prepared statements kept per connection; beyond this the cache starts over.
 const STATEMENT_CACHE: usize = 512;
@@ -60,7 +60,11 @@ impl RawConnection {
         map_database_error(&code.to_string(), &message, unique, ctx)
     }
 
-    fn prepared(&mut self, sql: &str) -> Result<*mut ffi::sqlite3_stmt> {
+    fn prepared(
+        &mut self,
+        sql: &str,
+        ctx: Option<&ErrorContext>,
+    ) -> Result<*mut ffi::sqlite3_stmt> {
         if let Some(&stmt) = self.statements.get(sql) {
             return Ok(stmt);
         }
@@ -79,7 +83,7 @@ impl RawConnection {
             )
         };
         if status != ffi::SQLITE_OK {
-            return Err(self.error(None));
+            return Err(self.error(ctx));
         }
         self.statements.insert(sql.to_string(), stmt);
         Ok(stmt)
@@ -115,16 +119,10 @@ impl RawConnection {
                 Value::Bool(b) => int(i64::from(*b)),
                 Value::Int(n) => int(*n),
                 Value::Text(s) | Value::JsonText(s) => text(s),
-                Value::DateTime(ms) => {
-                    let format = bound
-                        .field
-                        .map_or(self.formats.default(), |f| self.formats.of(model, f));
-                    match format {
-                        TimestampFormat::Iso8601 => text(&format_iso_millis(*ms)),
-                        TimestampFormat::UnixMillis => int(*ms),
-                        TimestampFormat::UnixSeconds => int(ms.div_euclid(1000)),
-                    }
-                }
+                Value::DateTime(ms) => match self.formats.store(model, bound.field, *ms) {
+                    StoredDate::Text(iso) => text(&iso),
+                    StoredDate::Integer(n) => int(n),
+                },
                 Value::Json(json) => text(&json.to_string()),
             };
             if status != ffi::SQLITE_OK {
@@ -142,8 +140,8 @@ impl RawConnection {
         model: &'static Model,
         mut row: impl FnMut(*mut ffi::sqlite3_stmt) -> Result<()>,
     ) -> Result<()> {
-        let stmt = self.prepared(&statement.sql)?;
         let ctx = ErrorContext { model };
+        let stmt = self.prepared(&statement.sql, Some(&ctx))?;
         let result = self.bind(stmt, statement, model).and_then(|()| loop {
             match unsafe { ffi::sqlite3_step(stmt) } {
                 ffi::SQLITE_ROW => row(stmt)?,
@@ -184,7 +182,7 @@ impl RawConnection {
 
     /// Runs one SQL statement without parameters (transaction control).
     pub(super) fn raw(&mut self, sql: &str) -> Result<()> {
-        let stmt = self.prepared(sql)?;
+        let stmt = self.prepared(sql, None)?;
         let status = unsafe { ffi::sqlite3_step(stmt) };
         let result = match status {
             ffi::SQLITE_DONE | ffi::SQLITE_ROW => Ok(()),
