@@ -6,7 +6,7 @@ const servers = [
   { name: 'postgresql', env: 'KAVACH_TEST_PG_URL', example: 'postgresql://postgres@127.0.0.1:5432/test' },
   { name: 'mysql', env: 'KAVACH_TEST_MYSQL_URL', example: 'mysql://root@127.0.0.1:3306/test' },
 ]
-const serverSuites = ['__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/servers.test.ts', '__test__/parity/differential-servers.test.ts']
+const serverSuites = ['__test__/client.test.ts', '__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/servers.test.ts', '__test__/parity/differential-servers.test.ts']
 const enabled = servers.filter((s) => process.env[s.env])
 const missing = servers.filter((s) => !process.env[s.env])
 if (missing.length > 0) {
@@ -37,6 +37,14 @@ export default defineConfig({
         extends: true,
         test: { name: s.name, include: serverSuites, env: { KAVACH_TEST_PROVIDER: s.name } },
       })),
+      // The differential tests again, with the native adapter on a Prisma client of its own
+      // (createAdapter(prisma)) against @kavachos/prisma on the same kind of client.
+      ...[{ name: 'sqlite', file: '__test__/parity/differential.test.ts' }, ...enabled.map((s) => ({ name: s.name, file: '__test__/parity/differential-servers.test.ts' }))].map(
+        (s) => ({
+          extends: true,
+          test: { name: `${s.name}-bridge`, include: [s.file], env: { KAVACH_TEST_PROVIDER: s.name, KAVACH_TEST_BRIDGE: '1' } },
+        }),
+      ),
     ],
   },
 })

@@ -671,7 +671,12 @@ impl<'a> Builder<'a> {
         self.sql = format!("SELECT {} FROM {}", self.column_list(), self.table());
         self.where_clause(conds);
         if let Some((field, dir)) = order {
-            let column = self.column(self.model.field(field));
+            let mut column = self.column(self.model.field(field));
+            if self.channel == Channel::PrismaClient {
+                // The select list may alias a cast under the column's own name, and ORDER BY
+                // would take the alias (the text) over the column.
+                column = format!("{}.{column}", self.table());
+            }
             let dir = match dir {
                 Dir::Asc => "ASC",
                 Dir::Desc => "DESC",

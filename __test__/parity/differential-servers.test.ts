@@ -14,13 +14,14 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type Call, CallGenerator } from './generator'
-import { canon, diffDumps, methodNames, type Outcome } from './harness'
+import { BRIDGE, canon, diffDumps, methodNames, type Outcome } from './harness'
 import { parseSchema } from './prisma-schema'
 import {
   createServerDatabase,
   dropServerDatabases,
   dumpServerTables,
   freshName,
+  openNativeBridgeServer,
   openNativeServer,
   openPrismaServer,
   type ServerProvider,
@@ -133,7 +134,7 @@ afterAll(async () => {
   else if (created.length) console.log(`kept ${provider} ${provider === 'postgresql' ? 'schemas' : 'databases'}: ${created.join(', ')}`)
 })
 
-describe.skipIf(!onServer)(`native adapter vs @kavachos/prisma on Prisma 7 + ${provider} (differential)`, () => {
+describe.skipIf(!onServer)(`native adapter${BRIDGE ? ' on a Prisma client' : ''} vs @kavachos/prisma on Prisma 7 + ${provider} (differential)`, () => {
   it.each(SEEDS)(
     'seed %i: every result and every stored row are the same',
     async (seed) => {
@@ -142,7 +143,7 @@ describe.skipIf(!onServer)(`native adapter vs @kavachos/prisma on Prisma 7 + ${p
       const nameB = freshName(`s${seed}_prisma`)
       created.push(nameA, nameB)
       await Promise.all([createServerDatabase(which, nameA), createServerDatabase(which, nameB)])
-      const A = openNativeServer(which, nameA)
+      const A = BRIDGE ? openNativeBridgeServer(which, nameA) : openNativeServer(which, nameA)
       const B = openPrismaServer(which, nameB)
 
       const generator = new CallGenerator(seed, schema, { include: INCLUDE, provider: which })

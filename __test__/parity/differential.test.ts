@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type Call, CallGenerator } from './generator'
-import { canon, createTables, diffDumps, dumpTables, methodNames, openNative, openPrisma, removeDir, tempDir } from './harness'
+import { BRIDGE, canon, createTables, diffDumps, dumpTables, methodNames, openNative, openNativeBridge, openPrisma, removeDir, tempDir } from './harness'
 import { parseSchema } from './prisma-schema'
 import { countOutcomes, paritySettings, describeCall, describeStep, type Mismatch, runStep, stepKey } from './steps'
 
@@ -27,7 +27,7 @@ afterAll(() => {
   if (env.PARITY_KEEP_DB !== '1') dirs.forEach(removeDir)
 })
 
-describe('native adapter vs @kavachos/prisma on Prisma 7 (differential)', () => {
+describe(`native adapter${BRIDGE ? ' on a Prisma client' : ''} vs @kavachos/prisma on Prisma 7 (differential)`, () => {
   it.each(SEEDS)(
     'seed %i: every result and every stored row are the same',
     async (seed) => {
@@ -36,7 +36,9 @@ describe('native adapter vs @kavachos/prisma on Prisma 7 (differential)', () => 
       const fileA = path.join(dir, 'native.db')
       const fileB = path.join(dir, 'prisma.db')
       createTables(fileB) // Prisma cannot create tables without the schema engine: use our DDL.
-      const A = openNative(fileA)
+      // Bridge mode: the native adapter on a Prisma client of its own (it never creates tables).
+      if (BRIDGE) createTables(fileA)
+      const A = BRIDGE ? openNativeBridge(fileA) : openNative(fileA)
       const B = openPrisma(fileB)
 
       const generator = new CallGenerator(seed, schema, { include: INCLUDE })

@@ -57,6 +57,19 @@ export function openNative(file: string, options?: Record<string, unknown>): { a
   return { adapter, close: async () => adapter.close() }
 }
 
+/**
+ * Bridge mode (KAVACH_TEST_BRIDGE=1): the native adapter on its own Prisma 7 client over
+ * `file` (`createAdapter(prisma)`), opened exactly as the oracle's; the tables must exist.
+ */
+export const BRIDGE = process.env.KAVACH_TEST_BRIDGE === '1'
+
+export function openNativeBridge(file: string): { adapter: Adapter; prisma: any; close: () => Promise<void> } {
+  PrismaClientClass ??= require(clientDir).PrismaClient
+  const prisma = new PrismaClientClass({ adapter: new PrismaBetterSqlite3({ url: `file:${file}` }) })
+  const adapter = native.createAdapter(prisma)
+  return { adapter, prisma, close: () => prisma.$disconnect() }
+}
+
 let PrismaClientClass: any
 export function openPrisma(
   file: string,

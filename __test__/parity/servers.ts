@@ -96,8 +96,16 @@ export function openNativeServer(provider: ServerProvider, name: string): { adap
   return { adapter, close: async () => adapter.close() }
 }
 
+/** Bridge mode: the native adapter on its own Prisma 7 client, opened as the oracle's. */
+export function openNativeBridgeServer(provider: ServerProvider, name: string): { adapter: Adapter; prisma: any; close: () => Promise<void> } {
+  const prisma = prismaClient(provider, name)
+  const adapter = native.createAdapter(prisma)
+  return { adapter, prisma, close: () => prisma.$disconnect() }
+}
+
 const clients = new Map<ServerProvider, any>()
-export function openPrismaServer(provider: ServerProvider, name: string): { adapter: Adapter; prisma: any; close: () => Promise<void> } {
+/** A Prisma 7 client on schema / database `name`, with the provider's driver adapter. */
+export function prismaClient(provider: ServerProvider, name: string): any {
   let PrismaClient = clients.get(provider)
   if (!PrismaClient) {
     PrismaClient = require(clientDirFor(provider)).PrismaClient
@@ -106,7 +114,7 @@ export function openPrismaServer(provider: ServerProvider, name: string): { adap
   const url = new URL(requireUrl(provider))
   const driver =
     provider === 'postgresql'
-      ? new PrismaPg({ connectionString: url.toString(), max: 5 }, { schema: name })
+      ? new PrismaPg({ connectionString: url.toString(), max: 5, options: `-c search_path=${name}` }, { schema: name })
       : new PrismaMariaDb({
           host: url.hostname,
           port: Number(url.port || 3306),
@@ -115,7 +123,11 @@ export function openPrismaServer(provider: ServerProvider, name: string): { adap
           database: name,
           connectionLimit: 5,
         })
-  const prisma = new PrismaClient({ adapter: driver })
+  return new PrismaClient({ adapter: driver })
+}
+
+export function openPrismaServer(provider: ServerProvider, name: string): { adapter: Adapter; prisma: any; close: () => Promise<void> } {
+  const prisma = prismaClient(provider, name)
   const adapter = createPrismaAdapter(prisma) as unknown as Adapter
   return { adapter, prisma, close: () => prisma.$disconnect() }
 }
