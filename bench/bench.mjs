@@ -20,7 +20,7 @@ const SPEC = {
   loadMs: { type: 'number', default: 900, help: 'duration of each load phase, ms' },
   warmupMs: { type: 'number', default: 150, help: 'warm-up before each phase pair, ms' },
   ops: { type: 'string', default: '', help: 'comma-separated subset of operations (default: all)' },
-  contenders: { type: 'string', default: 'native,prisma,raw', help: 'comma-separated subset of native, prisma, raw' },
+  contenders: { type: 'string', default: 'native,prisma,bridge,raw', help: 'comma-separated subset of native, prisma, bridge (kavach-native on the prisma contender\'s client), raw' },
   db: { type: 'string', default: path.join(L.BENCH_DIR, '.data', 'bench.db'), help: 'SQLite file (recreated and seeded at start)' },
   results: { type: 'string', default: undefined, help: 'where to write the Markdown results (default bench/RESULTS.md; none with --quick)' },
   pg: { type: 'string', default: undefined, help: 'run on PostgreSQL instead: base URL; a fresh schema is created in its database and dropped at the end' },
@@ -123,9 +123,11 @@ const WRITES = new Set(['createAuditLog', 'upsertTrustScore', 'transaction'])
 
 const opNames = args.ops ? args.ops.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(OPS)
 for (const op of opNames) if (!OPS[op]) { console.error(`unknown operation '${op}'; known: ${Object.keys(OPS).join(', ')}`); process.exit(2) }
-const CONTENDER_LABEL = { native: 'native', prisma: 'prisma7', raw: { sqlite: 'raw', postgresql: 'raw pg', mysql: 'raw mariadb' }[PROVIDER] }
+const CONTENDER_LABEL = { native: 'native', prisma: 'prisma7', bridge: 'bridge', raw: { sqlite: 'raw', postgresql: 'raw pg', mysql: 'raw mariadb' }[PROVIDER] }
 const contenderNames = args.contenders.split(',').map((s) => s.trim()).filter(Boolean)
-for (const c of contenderNames) if (!CONTENDER_LABEL[c]) { console.error(`unknown contender '${c}'; known: native, prisma, raw`); process.exit(2) }
+for (const c of contenderNames) if (!CONTENDER_LABEL[c]) { console.error(`unknown contender '${c}'; known: native, prisma, bridge, raw`); process.exit(2) }
+// The bridge runs on the prisma contender's client: open that one too (it is measured only if asked for).
+const openNames = contenderNames.includes('bridge') && !contenderNames.includes('prisma') ? ['prisma', ...contenderNames] : contenderNames
 
 // ---------------------------------------------------------------- measuring
 
@@ -205,16 +207,17 @@ if (SERVER) {
   for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => exitWith(130))
   process.once('uncaughtException', (e) => { console.error(e); exitWith(1) })
   try {
-    for (const c of contenderNames) adapters[c] = await server.make[c]()
+    for (const c of openNames) adapters[c] = c === 'bridge' ? L.bridgeAdapter(adapters.prisma) : await server.make[c]()
   } catch (e) { console.error(`cannot open the contenders: ${e.stack ?? e}`); await exitWith(1) }
   cleanup = server.cleanup
 } else {
   log(`seeding ${args.db}: ${args.rows} agents, audit logs and trust scores ...`)
   L.seed(args.db, args.rows)
   admin = new L.Database(args.db, { timeout: 10000 })
-  for (const c of contenderNames) {
+  for (const c of openNames) {
     if (c === 'native') adapters[c] = L.nativeAdapter(args.db)
     if (c === 'prisma') adapters[c] = await L.prismaAdapter(args.db, SYNC, clientDir)
+    if (c === 'bridge') adapters[c] = L.bridgeAdapter(adapters.prisma)
     if (c === 'raw') adapters[c] = L.rawAdapter(args.db, SYNC)
   }
   cleanup = async () => {
@@ -274,7 +277,7 @@ for (let rep = 0; rep < args.reps; rep++) {
 }
 
 const synchronousInEffect = SERVER ? {} : Object.fromEntries(contenderNames.map((c) => [c, adapters[c].synchronousInEffect()]))
-for (const c of contenderNames) await adapters[c].close()
+for (const c of Object.keys(adapters)) await adapters[c].close()
 admin?.close()
 if (server) {
   await server.teardown()
@@ -328,12 +331,12 @@ const has = (c) => contenderNames.includes(c)
 const ratioHead = ['operation', 'vs', 'sequential speed', 'ops/s @' + args.inflight, 'JS-thread CPU']
 const ratioRows = []
 for (const op of opNames) {
-  for (const other of ['prisma', 'raw']) {
-    if (!has('native') || !has(other)) continue
-    ratioRows.push([op, `native vs ${CONTENDER_LABEL[other]}`,
-      ratio(med(op, other, 'seqUs') / med(op, 'native', 'seqUs')),
-      ratio(med(op, 'native', 'opsPerSec') / med(op, other, 'opsPerSec')),
-      ratio(med(op, other, 'jsCpuUs') / med(op, 'native', 'jsCpuUs'))])
+  for (const [mine, other] of [['native', 'prisma'], ['native', 'raw'], ['bridge', 'prisma']]) {
+    if (!has(mine) || !has(other)) continue
+    ratioRows.push([op, `${CONTENDER_LABEL[mine]} vs ${CONTENDER_LABEL[other]}`,
+      ratio(med(op, other, 'seqUs') / med(op, mine, 'seqUs')),
+      ratio(med(op, mine, 'opsPerSec') / med(op, other, 'opsPerSec')),
+      ratio(med(op, other, 'jsCpuUs') / med(op, mine, 'jsCpuUs'))])
   }
 }
 
@@ -384,6 +387,15 @@ if (has('native') && has('prisma')) {
   }
 }
 
+// Issue 12: through the same client, the bridge is not slower than @kavachos/prisma on it.
+if (has('bridge') && has('prisma')) {
+  for (const op of opNames) {
+    const seq = med(op, 'prisma', 'seqUs') / med(op, 'bridge', 'seqUs')
+    const load = med(op, 'bridge', 'opsPerSec') / med(op, 'prisma', 'opsPerSec')
+    target(`${op}: bridge ≥ Prisma 7 on the same client (sequential, @${args.inflight})`, `${ratio(seq)}, ${ratio(load)}`, both(seq >= 1, load >= 1))
+  }
+}
+
 const rebuilt = L.machine().nativeBuilt !== m.nativeBuilt
 if (rebuilt) log('warning: the native addon was rebuilt during the run; the numbers are for the build loaded at the start')
 const syncLine = Object.entries(synchronousInEffect).map(([c, v]) => `${CONTENDER_LABEL[c]} ${v}`).join(', ')
@@ -398,7 +410,8 @@ const commonNotes = [
   ...(SERVER ? [server.serverCpuNote] : []),
   'Loop lag = perf_hooks.monitorEventLoopDelay (1 ms resolution) during the load phase.' +
     (SERVER ? '' : ' A synchronous driver never yields inside the load loop, so its lag is the whole phase.'),
-  `Ratios: > 1× means native is better (faster, more ops/s, less JS-thread CPU).`,
+  `Ratios: > 1× means native (or the bridge) is better (faster, more ops/s, less JS-thread CPU).`,
+  'Bridge = kavach-native through the Prisma client (`createAdapter(prisma)`) that the prisma7 contender\'s @kavachos/prisma runs on: the same client, connections and driver adapter; every statement goes through `$queryRawUnsafe` / `$executeRawUnsafe`.',
   `listAgents({ ownerId }) returns ${L.AGENTS_PER_OWNER} rows; queryAuditLogs({ agentId, since, limit: ${L.AUDIT_LIMIT} }) returns ${L.AUDIT_LIMIT} rows. ` +
     'kavach_agents has no index on owner_id or token_hash (schema.prisma, as upstream), so listAgents and findAgentByTokenHash scan the table.',
 ]

@@ -221,8 +221,20 @@ export async function prismaAdapter(file, synchronous, clientDir) {
   await prisma.$executeRawUnsafe(`PRAGMA synchronous = ${synchronous}`)
   const [row] = await prisma.$queryRawUnsafe('PRAGMA synchronous')
   const adapter = createPrismaAdapter(prisma)
+  adapter.prisma = prisma
   adapter.close = () => prisma.$disconnect()
   adapter.synchronousInEffect = () => ['OFF', 'NORMAL', 'FULL', 'EXTRA'][Number(row.synchronous)]
+  return adapter
+}
+
+/**
+ * kavach-native through a Prisma client: `createAdapter(prisma)` on the very client the
+ * prisma contender's @kavachos/prisma runs on (`prismaContender`, which closes it).
+ */
+export function bridgeAdapter(prismaContender) {
+  const adapter = native.createAdapter(prismaContender.prisma)
+  adapter.close = async () => {}
+  adapter.synchronousInEffect = () => `${prismaContender.synchronousInEffect?.() ?? '–'} (the Prisma client's connection)`
   return adapter
 }
 

@@ -139,9 +139,11 @@ export async function postgres(baseUrl, { rows, pool, log, clientDir }) {
     const { PrismaClient } = require(clientDir)
     const { PrismaPg } = require('@prisma/adapter-pg')
     const { createPrismaAdapter } = await import('@kavachos/prisma')
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: baseUrl, max: pool, application_name: `${APP}prisma` }, { schema }) })
+    // search_path too: the bridge's raw statements run unqualified on this client.
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: baseUrl, max: pool, application_name: `${APP}prisma`, options: `-c search_path=${schema}` }, { schema }) })
     await prisma.$connect()
     const adapter = createPrismaAdapter(prisma)
+    adapter.prisma = prisma
     adapter.close = () => prisma.$disconnect()
     return adapter
   }
@@ -250,6 +252,7 @@ export async function mysql(baseUrl, { rows, pool, log, clientDir }) {
     const prisma = new PrismaClient({ adapter: new PrismaMariaDb({ ...conn, database, connectionLimit: pool }, { database }) })
     await prisma.$connect()
     const adapter = createPrismaAdapter(prisma)
+    adapter.prisma = prisma
     adapter.close = () => prisma.$disconnect()
     return adapter
   }
