@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** Plans and decodes calls whose statements a Prisma client runs (see the module docs). */
 export declare class ClientBridge {
   /** `provider` is the client's `_activeProvider`. */
-  constructor(provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean) => object)
+  constructor(provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean, foldable: number) => object)
   /**
    * Plans a call: resolves to its first step, or to an `Error` (invalid arguments),
    * which the caller throws.
@@ -27,6 +27,25 @@ export declare class ClientBridge {
    * ...), and the error itself, whose class the call's error is made of.
    */
   fail(id: number, code: string | undefined | null, message: string, kind: string | undefined | null, cause: unknown): unknown
+  /**
+   * Folds the pending first steps `ids` (reads of at most one row, all of one model,
+   * not yet run) into one statement: each read as a branch of a `UNION ALL`, tagged with
+   * its place, so that each call gets exactly the row its own statement finds. Concurrent
+   * `findUnique` calls are folded by Prisma the same way (into one `IN (...)`); raw
+   * queries never are. Answered by `resumeFold` (or given up with `unfold`).
+   */
+  fold(ids: number[]): unknown
+  /**
+   * Hands back the rows of a folded statement: answers each folded call with its own
+   * rows and resolves with what each then is (its outcome, its error, or its next step),
+   * in the order of `fold`'s ids.
+   */
+  resumeFold(id: number, rows: unknown): unknown[]
+  /**
+   * Gives a folded statement up (it failed): its calls wait on their own steps again,
+   * to be run one by one.
+   */
+  unfold(id: number): void
   /**
    * Forgets a call whose step failed in a way that is not the database's (the
    * transaction closed, the client disconnected): its error goes to the caller as is.

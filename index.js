@@ -315,15 +315,85 @@ function clientVersionOf(client) {
 
 /** The next statement of a call through a client (made natively by ClientBridge). */
 class Step {
-  constructor(id, sql, params, rows, compound) {
+  constructor(id, sql, params, rows, compound, foldable) {
     this.id = id
     this.sql = sql
     this.params = params
     this.rows = rows
     this.compound = compound
+    // A read of at most one row of model `foldable` (its position; -1: not a fold candidate).
+    this.foldable = foldable
   }
 }
-const makeStep = (id, sql, params, rows, compound) => new Step(id, sql, params, rows, compound)
+const makeStep = (id, sql, params, rows, compound, foldable) => new Step(id, sql, params, rows, compound, foldable)
+
+// Most reads one fold answers (a UNION ALL of this many branches).
+const MAX_FOLD = 64
+
+/**
+ * Point reads started in the same tick on one client go out as one statement (ClientBridge
+ * `fold`), as Prisma folds concurrent `findUnique` calls into one `IN (...)`: a raw query per
+ * read would cost a round trip (and, in a transaction, a turn on its one connection) each.
+ */
+class Folder {
+  constructor(bridge, queryable) {
+    this.bridge = bridge
+    this.queryable = queryable
+    this.waiting = []
+    this.scheduled = false
+  }
+
+  add(step) {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ step, resolve, reject })
+      if (!this.scheduled) {
+        this.scheduled = true
+        process.nextTick(() => this.flush())
+      }
+    })
+  }
+
+  flush() {
+    this.scheduled = false
+    const waiting = this.waiting
+    this.waiting = []
+    const byModel = new Map()
+    for (const entry of waiting) {
+      const group = byModel.get(entry.step.foldable)
+      if (group) group.push(entry)
+      else byModel.set(entry.step.foldable, [entry])
+    }
+    for (const group of byModel.values()) {
+      for (let i = 0; i < group.length; i += MAX_FOLD) this.run(group.slice(i, i + MAX_FOLD))
+    }
+  }
+
+  one({ step, resolve, reject }) {
+    drive(this.bridge, this.queryable, step).then(resolve, reject)
+  }
+
+  async run(group) {
+    if (group.length === 1) return this.one(group[0])
+    const { bridge, queryable } = this
+    let fold
+    let results
+    try {
+      fold = bridge.fold(group.map((entry) => entry.step.id))
+      results = bridge.resumeFold(fold.id, await queryable.$queryRawUnsafe(fold.sql, ...fold.params))
+    } catch {
+      // Whatever went wrong, each read runs on its own and meets its own outcome.
+      if (fold) bridge.unfold(fold.id)
+      for (const entry of group) this.one(entry)
+      return
+    }
+    results.forEach((result, i) => {
+      const entry = group[i]
+      if (result instanceof Step) drive(bridge, queryable, result).then(entry.resolve, entry.reject)
+      else if (result instanceof Error) entry.reject(result)
+      else entry.resolve(result)
+    })
+  }
+}
 
 const CLIENT_PROVIDERS = ['sqlite', 'postgresql', 'mysql']
 
@@ -378,6 +448,7 @@ async function drive(bridge, queryable, step) {
 
 function bindClient(bridge, client, inTransaction) {
   const adapter = {}
+  const folder = new Folder(bridge, client)
   METHOD_NAMES.forEach((name, index) => {
     adapter[name] = async (...args) => {
       const step = bridge.start(index, args)
@@ -385,6 +456,7 @@ function bindClient(bridge, client, inTransaction) {
         if (step instanceof Error) throw step
         return step
       }
+      if (step.foldable >= 0) return folder.add(step)
       if (!step.compound || inTransaction) return drive(bridge, client, step)
       // A write and its read-back (MySQL) see exactly that write only in a transaction.
       try {

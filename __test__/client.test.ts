@@ -254,6 +254,39 @@ describe(`createAdapter(prisma) on ${provider}`, () => {
     expect(await prisma.subscription.count()).toBe(0)
   })
 
+  it('folds point reads started together into one statement, each call getting its own row', async () => {
+    const kavach = native.createAdapter(prisma)
+    for (let i = 0; i < 5; i++) await kavach.createUser(make.user({ id: `fold-${i}`, email: `fold-${i}@example.com` }))
+    const statements: string[] = []
+    const counting = prisma.$extends({
+      client: {
+        $queryRawUnsafe(sql: string, ...params: unknown[]) {
+          statements.push(sql)
+          return prisma.$queryRawUnsafe(sql, ...params)
+        },
+      },
+    })
+    const folded = native.createAdapter(counting)
+    const ids = ['fold-3', 'nobody', 'fold-0', 'fold-4', 'fold-3']
+    const [byId, byEmail, invalid] = await Promise.all([
+      Promise.all(ids.map((id) => folded.findUserById(id))),
+      Promise.all(['fold-1@example.com', 'none@example.com'].map((email) => folded.findUserByEmail(email))),
+      folded.findUserById(undefined).catch((e: any) => e),
+    ])
+    expect(byId.map((u: any) => u?.id ?? null)).toEqual(['fold-3', null, 'fold-0', 'fold-4', 'fold-3'])
+    expect(byEmail.map((u: any) => u?.id ?? null)).toEqual(['fold-1', null])
+    expect(invalid).toBeInstanceOf(Prisma.PrismaClientValidationError)
+    expect(statements).toHaveLength(1)
+    expect(byId[0]).toEqual(await kavach.findUserById('fold-3'))
+    // In the app's transaction too, where every statement takes a turn on its one connection.
+    await prisma.$transaction(async (tx: any) => {
+      const inTx = native.createAdapter(tx)
+      await inTx.createUser(make.user({ id: 'fold-tx', email: 'fold-tx@example.com' }))
+      const found = await Promise.all(['fold-tx', 'fold-2', 'nobody'].map((id) => inTx.findUserById(id)))
+      expect(found.map((u: any) => u?.id ?? null)).toEqual(['fold-tx', 'fold-2', null])
+    })
+  })
+
   it('works on an $extends-ed client', async () => {
     const extended = prisma.$extends({ name: 'noop' })
     const kavach = native.createAdapter(extended)

@@ -30,7 +30,7 @@ use crate::dialect::{Channel, Dialect};
 use crate::error::{map_database_error, ErrorContext, KavachError, Result};
 use crate::js::{self, check, Builders, ErrorFactory, JsArgs, RowFactories};
 use crate::methods::METHODS;
-use crate::plan::{plan_for, Bound, Statement};
+use crate::plan::{plan_for, Bound, Expect, Statement};
 use crate::schema::{Field, Model, ScalarType, SCHEMA};
 use crate::value::{TimestampFormat, Value};
 
@@ -161,9 +161,11 @@ pub struct ClientBridge {
     dialect: Dialect,
     formats: Arc<DateFormats>,
     builders: Builders,
-    /// `(id, sql, params, rows, compound) => step`, from index.js.
+    /// `(id, sql, params, rows, compound, foldable) => step`, from index.js.
     steps: sys::napi_ref,
     calls: RefCell<HashMap<u32, Call>>,
+    /// Folded reads in flight: the calls each one answers, in the order of its branches.
+    folds: RefCell<HashMap<u32, Vec<u32>>>,
     next_id: Counter<u32>,
 }
 
@@ -186,7 +188,7 @@ impl ClientBridge {
     /// `provider` is the client's `_activeProvider`.
     #[napi(
         constructor,
-        ts_args_type = "provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean) => object"
+        ts_args_type = "provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean, foldable: number) => object"
     )]
     pub fn new(
         env: Env,
@@ -222,6 +224,7 @@ impl ClientBridge {
             builders,
             steps,
             calls: RefCell::new(HashMap::new()),
+            folds: RefCell::new(HashMap::new()),
             next_id: Counter::new(1),
         })
     }
@@ -249,20 +252,25 @@ impl ClientBridge {
             Ok(plan) => plan,
             Err(err) => return self.finished(env, Err(err), None),
         };
-        let compound = plan.is_compound();
+        // A read of at most one row in one statement can share a statement with other such
+        // reads of its model (see `fold`).
+        let first = FirstStep {
+            compound: plan.is_compound(),
+            foldable: (plan.expect == Expect::Optional && !plan.is_compound())
+                .then_some(plan.model.position),
+        };
         let exchange = Arc::new(Mutex::new(Exchange::default()));
         let mut queryable = ClientQueryable {
             exchange: Arc::clone(&exchange),
         };
         let future = Box::pin(async move { run_plan(&mut queryable, &plan).await });
-        let id = self.next_id.get();
-        self.next_id.set(id.wrapping_add(1).max(1));
+        let id = self.new_id();
         let call = Call {
             future,
             exchange,
             running: None,
         };
-        self.drive(env, id, call, compound, None)
+        self.drive(env, id, call, Some(first), None)
     }
 
     /// Hands back what the client returned for a step: its rows, or its count.
@@ -292,7 +300,7 @@ impl ClientBridge {
             }
         };
         lock(&call.exchange).answer = Some(answer);
-        self.drive(env, id, call, false, None)
+        self.drive(env, id, call, None, None)
     }
 
     /// Hands back the error a database failure of a step made the client throw: its
@@ -321,7 +329,109 @@ impl ClientBridge {
         };
         let err = client_error(code.as_deref(), &message, kind.as_deref(), request.model);
         lock(&call.exchange).answer = Some(Err(err));
-        self.drive(env, id, call, false, Some(cause.raw()))
+        self.drive(env, id, call, None, Some(cause.raw()))
+    }
+
+    /// Folds the pending first steps `ids` (reads of at most one row, all of one model,
+    /// not yet run) into one statement: each read as a branch of a `UNION ALL`, tagged with
+    /// its place, so that each call gets exactly the row its own statement finds. Concurrent
+    /// `findUnique` calls are folded by Prisma the same way (into one `IN (...)`); raw
+    /// queries never are. Answered by `resumeFold` (or given up with `unfold`).
+    #[napi(ts_args_type = "ids: number[]", ts_return_type = "unknown")]
+    pub fn fold<'env>(&self, env: &'env Env, ids: Vec<u32>) -> napi::Result<Unknown<'env>> {
+        let env = env.raw();
+        let mut branches = Vec::with_capacity(ids.len());
+        let mut params = Vec::new();
+        let mut model = None;
+        {
+            let calls = self.calls.borrow();
+            for (place, id) in ids.iter().enumerate() {
+                let request = calls
+                    .get(id)
+                    .and_then(|call| call.running.as_ref())
+                    .filter(|r| r.rows && model.is_none_or(|m: &Model| std::ptr::eq(m, r.model)))
+                    .ok_or_else(|| {
+                        napi::Error::from_reason(format!("call {id} cannot be folded"))
+                    })?;
+                model = Some(request.model);
+                let sql = self
+                    .dialect
+                    .renumber_placeholders(&request.statement.sql, params.len());
+                branches.push(format!(
+                    "SELECT {place} AS {FOLD_TAG}, b.* FROM ({sql}) AS b"
+                ));
+                params.extend(request.statement.params.iter().cloned());
+            }
+        }
+        let Some(model) = model else {
+            return Err(napi::Error::from_reason("nothing to fold"));
+        };
+        let request = Request {
+            statement: Statement {
+                sql: branches.join(" UNION ALL "),
+                params,
+            },
+            model,
+            rows: true,
+        };
+        let id = self.new_id();
+        let step = unsafe { self.step(env, id, &request, None)? };
+        self.folds.borrow_mut().insert(id, ids);
+        Ok(unsafe { Unknown::from_raw_unchecked(env, step) })
+    }
+
+    /// Hands back the rows of a folded statement: answers each folded call with its own
+    /// rows and resolves with what each then is (its outcome, its error, or its next step),
+    /// in the order of `fold`'s ids.
+    #[napi(
+        ts_args_type = "id: number, rows: unknown",
+        ts_return_type = "unknown[]"
+    )]
+    pub fn resume_fold<'env>(
+        &self,
+        env: &'env Env,
+        id: u32,
+        rows: Unknown,
+    ) -> napi::Result<Unknown<'env>> {
+        let env = env.raw();
+        let ids =
+            self.folds.borrow_mut().remove(&id).ok_or_else(|| {
+                napi::Error::from_reason(format!("no folded read {id} is waiting"))
+            })?;
+        let model = self
+            .calls
+            .borrow()
+            .get(&ids[0])
+            .and_then(|call| call.running.as_ref())
+            .map(|r| r.model)
+            .ok_or_else(|| napi::Error::from_reason("a folded call is gone"))?;
+        let decoded = unsafe { self.tagged_rows(env, rows.raw(), model, ids.len()) };
+        let mut results = Vec::with_capacity(ids.len());
+        let mut groups = match decoded {
+            Ok(groups) => groups.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(err) => vec![Err(err); ids.len()],
+        };
+        for (place, call_id) in ids.iter().enumerate() {
+            let rows = std::mem::replace(&mut groups[place], Ok(Vec::new()));
+            let value = match self.take(*call_id) {
+                Some(mut call) => {
+                    call.running = None;
+                    lock(&call.exchange).answer = Some(rows.map(Answer::Rows));
+                    self.drive(env, *call_id, call, None, None)?
+                }
+                None => self.finished(env, Err(unknown_call(*call_id)), None)?,
+            };
+            results.push(value.raw());
+        }
+        let array = unsafe { js::array(env, &results, |&v| Ok(v))? };
+        Ok(unsafe { Unknown::from_raw_unchecked(env, array) })
+    }
+
+    /// Gives a folded statement up (it failed): its calls wait on their own steps again,
+    /// to be run one by one.
+    #[napi]
+    pub fn unfold(&self, id: u32) {
+        self.folds.borrow_mut().remove(&id);
     }
 
     /// Forgets a call whose step failed in a way that is not the database's (the
@@ -342,7 +452,25 @@ fn lock(exchange: &Mutex<Exchange>) -> std::sync::MutexGuard<'_, Exchange> {
     exchange.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What the first step of a call says about the call.
+#[derive(Clone, Copy)]
+struct FirstStep {
+    /// A write and its read-back: atomic only in a transaction.
+    compound: bool,
+    /// The model (position) of a read of at most one row that may be folded.
+    foldable: Option<usize>,
+}
+
+/// The column a folded statement tags each row with: the place of the read it answers.
+const FOLD_TAG: &str = "kavach_fold";
+
 impl ClientBridge {
+    fn new_id(&self) -> u32 {
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1).max(1));
+        id
+    }
+
     fn take(&self, id: u32) -> Option<Call> {
         self.calls.borrow_mut().remove(&id)
     }
@@ -354,7 +482,7 @@ impl ClientBridge {
         env: sys::napi_env,
         id: u32,
         mut call: Call,
-        compound: bool,
+        first: Option<FirstStep>,
         cause: Option<sys::napi_value>,
     ) -> napi::Result<Unknown<'env>> {
         let mut context = Context::from_waker(std::task::Waker::noop());
@@ -365,7 +493,7 @@ impl ClientBridge {
             let stuck = KavachError::database("kavach-native: a call waits on nothing");
             return self.finished(env, Err(stuck), None);
         };
-        let step = unsafe { self.step(env, id, &request, compound)? };
+        let step = unsafe { self.step(env, id, &request, first)? };
         call.running = Some(request);
         self.calls.borrow_mut().insert(id, call);
         Ok(unsafe { Unknown::from_raw_unchecked(env, step) })
@@ -399,7 +527,7 @@ impl ClientBridge {
         env: sys::napi_env,
         id: u32,
         request: &Request,
-        compound: bool,
+        first: Option<FirstStep>,
     ) -> napi::Result<sys::napi_value> {
         let params = js::array(env, &request.statement.params, |bound| {
             self.param(env, bound, request.model)
@@ -409,7 +537,11 @@ impl ClientBridge {
             js::string(env, &request.statement.sql)?,
             params,
             js::boolean(env, request.rows)?,
-            js::boolean(env, compound)?,
+            js::boolean(env, first.is_some_and(|f| f.compound))?,
+            js::number(
+                env,
+                first.and_then(|f| f.foldable).map_or(-1.0, |m| m as f64),
+            )?,
         ];
         let mut factory = ptr::null_mut();
         check(
@@ -480,27 +612,76 @@ impl ClientBridge {
         }
         let mut len = 0;
         check(sys::napi_get_array_length(env, rows, &mut len), "rows").map_err(napi)?;
-        let keys = &COLUMN_KEYS[model.position];
         let mut records = Vec::with_capacity(len as usize);
         for i in 0..len {
             let mut row = ptr::null_mut();
             check(sys::napi_get_element(env, rows, i, &mut row), "row").map_err(napi)?;
-            let mut cells = Vec::with_capacity(model.fields.len());
-            for (index, field) in model.fields.iter().enumerate() {
-                let mut value = ptr::null_mut();
-                check(
-                    sys::napi_get_named_property(env, row, keys[index].as_ptr(), &mut value),
-                    "column",
-                )
-                .map_err(napi)?;
-                let mut text = String::new();
-                let cell = read_cell(env, value, model, field, &mut text)?;
-                let format = decode::format_of(model, index, Some(&self.formats));
-                cells.push(decode::value(model, field, format, cell)?);
-            }
-            records.push(Record { model, cells });
+            records.push(self.record(env, row, model)?);
         }
         Ok(records)
+    }
+
+    /// One row object of `model`.
+    unsafe fn record(
+        &self,
+        env: sys::napi_env,
+        row: sys::napi_value,
+        model: &'static Model,
+    ) -> Result<Record> {
+        let napi = |e: napi::Error| KavachError::database(e.reason);
+        let keys = &COLUMN_KEYS[model.position];
+        let mut cells = Vec::with_capacity(model.fields.len());
+        for (index, field) in model.fields.iter().enumerate() {
+            let mut value = ptr::null_mut();
+            check(
+                sys::napi_get_named_property(env, row, keys[index].as_ptr(), &mut value),
+                "column",
+            )
+            .map_err(napi)?;
+            let mut text = String::new();
+            let cell = read_cell(env, value, model, field, &mut text)?;
+            let format = decode::format_of(model, index, Some(&self.formats));
+            cells.push(decode::value(model, field, format, cell)?);
+        }
+        Ok(Record { model, cells })
+    }
+
+    /// The rows of a folded statement, grouped by the read (branch) each answers.
+    unsafe fn tagged_rows(
+        &self,
+        env: sys::napi_env,
+        rows: sys::napi_value,
+        model: &'static Model,
+        branches: usize,
+    ) -> Result<Vec<Vec<Record>>> {
+        let napi = |e: napi::Error| KavachError::database(e.reason);
+        let mut is_array = false;
+        check(sys::napi_is_array(env, rows, &mut is_array), "is_array").map_err(napi)?;
+        if !is_array {
+            return Err(KavachError::database(
+                "the Prisma client's $queryRawUnsafe did not return an array of rows",
+            ));
+        }
+        let mut len = 0;
+        check(sys::napi_get_array_length(env, rows, &mut len), "rows").map_err(napi)?;
+        let tag = CString::new(FOLD_TAG).expect("no NUL");
+        let mut groups: Vec<Vec<Record>> = (0..branches).map(|_| Vec::new()).collect();
+        for i in 0..len {
+            let mut row = ptr::null_mut();
+            check(sys::napi_get_element(env, rows, i, &mut row), "row").map_err(napi)?;
+            let mut value = ptr::null_mut();
+            check(
+                sys::napi_get_named_property(env, row, tag.as_ptr(), &mut value),
+                "tag",
+            )
+            .map_err(napi)?;
+            let place = match count(env, value) {
+                Ok(place) if (place as usize) < branches => place as usize,
+                _ => return Err(KavachError::database("a folded row has no valid tag")),
+            };
+            groups[place].push(self.record(env, row, model)?);
+        }
+        Ok(groups)
     }
 }
 
