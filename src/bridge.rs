@@ -17,7 +17,7 @@ use std::ffi::CString;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use napi::bindgen_prelude::{ObjectFinalize, Unknown};
@@ -134,20 +134,6 @@ struct Call {
     running: Option<Request>,
 }
 
-/// Each model's column names, as the keys of the row objects the client returns.
-static COLUMN_KEYS: LazyLock<Vec<Vec<CString>>> = LazyLock::new(|| {
-    SCHEMA
-        .models
-        .iter()
-        .map(|m| {
-            m.fields
-                .iter()
-                .map(|f| CString::new(f.column.as_str()).expect("column names have no NUL"))
-                .collect()
-        })
-        .collect()
-});
-
 #[napi(object, object_to_js = false)]
 pub struct ClientOptions {
     /// SQLite: how DateTime columns hold dates: 'iso8601' (Prisma 7's default),
@@ -166,6 +152,10 @@ pub struct ClientBridge {
     calls: RefCell<HashMap<u32, Call>>,
     /// Folded reads in flight: the calls each one answers, in the order of its branches.
     folds: RefCell<HashMap<u32, Vec<u32>>>,
+    /// Per model (by position), an array of its column names as JS strings, the keys of
+    /// the row objects the client returns: made once, so each lookup is of the same string
+    /// (held in an array, as Node 20 references objects only).
+    keys: RefCell<Vec<Option<sys::napi_ref>>>,
     next_id: Counter<u32>,
 }
 
@@ -174,6 +164,9 @@ impl ObjectFinalize for ClientBridge {
         unsafe {
             self.builders.delete(env.raw());
             sys::napi_delete_reference(env.raw(), self.steps);
+            for &keys in self.keys.borrow().iter().flatten() {
+                sys::napi_delete_reference(env.raw(), keys);
+            }
         }
         Ok(())
     }
@@ -225,6 +218,7 @@ impl ClientBridge {
             steps,
             calls: RefCell::new(HashMap::new()),
             folds: RefCell::new(HashMap::new()),
+            keys: RefCell::new(vec![None; SCHEMA.models.len()]),
             next_id: Counter::new(1),
         })
     }
@@ -612,13 +606,46 @@ impl ClientBridge {
         }
         let mut len = 0;
         check(sys::napi_get_array_length(env, rows, &mut len), "rows").map_err(napi)?;
+        let keys = self.keys(env, model).map_err(napi)?;
         let mut records = Vec::with_capacity(len as usize);
         for i in 0..len {
             let mut row = ptr::null_mut();
             check(sys::napi_get_element(env, rows, i, &mut row), "row").map_err(napi)?;
-            records.push(self.record(env, row, model)?);
+            records.push(self.record(env, row, model, &keys)?);
         }
         Ok(records)
+    }
+
+    /// `model`'s row keys (its column names) as JS strings.
+    unsafe fn keys(&self, env: sys::napi_env, model: &Model) -> napi::Result<Vec<sys::napi_value>> {
+        let mut cache = self.keys.borrow_mut();
+        let array = match cache[model.position] {
+            Some(reference) => {
+                let mut array = ptr::null_mut();
+                check(
+                    sys::napi_get_reference_value(env, reference, &mut array),
+                    "keys",
+                )?;
+                array
+            }
+            None => {
+                let array = js::array(env, &model.fields, |f| js::string(env, &f.column))?;
+                let mut reference = ptr::null_mut();
+                check(
+                    sys::napi_create_reference(env, array, 1, &mut reference),
+                    "keys reference",
+                )?;
+                cache[model.position] = Some(reference);
+                array
+            }
+        };
+        (0..model.fields.len() as u32)
+            .map(|i| {
+                let mut key = ptr::null_mut();
+                check(sys::napi_get_element(env, array, i, &mut key), "key")?;
+                Ok(key)
+            })
+            .collect()
     }
 
     /// One row object of `model`.
@@ -627,19 +654,18 @@ impl ClientBridge {
         env: sys::napi_env,
         row: sys::napi_value,
         model: &'static Model,
+        keys: &[sys::napi_value],
     ) -> Result<Record> {
         let napi = |e: napi::Error| KavachError::database(e.reason);
-        let keys = &COLUMN_KEYS[model.position];
         let mut cells = Vec::with_capacity(model.fields.len());
         for (index, field) in model.fields.iter().enumerate() {
             let mut value = ptr::null_mut();
             check(
-                sys::napi_get_named_property(env, row, keys[index].as_ptr(), &mut value),
+                sys::napi_get_property(env, row, keys[index], &mut value),
                 "column",
             )
             .map_err(napi)?;
-            let mut text = String::new();
-            let cell = read_cell(env, value, model, field, &mut text)?;
+            let cell = read_cell(env, value, model, field)?;
             let format = decode::format_of(model, index, Some(&self.formats));
             cells.push(decode::value(model, field, format, cell)?);
         }
@@ -665,6 +691,7 @@ impl ClientBridge {
         let mut len = 0;
         check(sys::napi_get_array_length(env, rows, &mut len), "rows").map_err(napi)?;
         let tag = CString::new(FOLD_TAG).expect("no NUL");
+        let keys = self.keys(env, model).map_err(napi)?;
         let mut groups: Vec<Vec<Record>> = (0..branches).map(|_| Vec::new()).collect();
         for i in 0..len {
             let mut row = ptr::null_mut();
@@ -679,7 +706,7 @@ impl ClientBridge {
                 Ok(place) if (place as usize) < branches => place as usize,
                 _ => return Err(KavachError::database("a folded row has no valid tag")),
             };
-            groups[place].push(self.record(env, row, model)?);
+            groups[place].push(self.record(env, row, model, &keys)?);
         }
         Ok(groups)
     }
@@ -688,13 +715,12 @@ impl ClientBridge {
 /// One column value as the client typed it, read for `field`: dates arrive as `Date`s
 /// (servers) or as the stored text (SQLite: integers as their digits), JSON as its text,
 /// booleans as booleans or 0/1, integers as numbers or bigints.
-unsafe fn read_cell<'t>(
+unsafe fn read_cell(
     env: sys::napi_env,
     value: sys::napi_value,
     model: &Model,
     field: &Field,
-    text: &'t mut String,
-) -> Result<decode::Cell<'t>> {
+) -> Result<decode::Cell<'static>> {
     use decode::Cell;
     let bad = |what: &str| decode::decode_error(model, field, what);
     let napi = |e: napi::Error| decode::decode_error(model, field, e.reason);
@@ -724,10 +750,7 @@ unsafe fn read_cell<'t>(
             }
             Cell::Int(n)
         }
-        sys::ValueType::napi_string => {
-            *text = js::read_string(env, value).map_err(napi)?;
-            text_cell(field.ty, text)
-        }
+        sys::ValueType::napi_string => text_cell(field.ty, read_text(env, value).map_err(napi)?),
         sys::ValueType::napi_object => {
             let mut is_date = false;
             check(sys::napi_is_date(env, value, &mut is_date), "is_date").map_err(napi)?;
@@ -756,7 +779,7 @@ fn number_cell<'t>(n: f64) -> decode::Cell<'t> {
 /// Text the client returned. SQLite dates and JSON come as the text of whatever the
 /// column stores: an integer or real date is its digits, as over sqlx it would be its
 /// storage class. A server may hand a big integer over as text.
-fn text_cell(ty: ScalarType, text: &str) -> decode::Cell<'_> {
+fn text_cell(ty: ScalarType, text: String) -> decode::Cell<'static> {
     let numeric = text
         .as_bytes()
         .first()
@@ -769,10 +792,29 @@ fn text_cell(ty: ScalarType, text: &str) -> decode::Cell<'_> {
             if let Ok(r) = text.parse::<f64>() {
                 return decode::Cell::Real(r);
             }
-            decode::Cell::Text(text)
+            decode::Cell::Owned(text)
         }
-        _ => decode::Cell::Text(text),
+        _ => decode::Cell::Owned(text),
     }
+}
+
+/// A JS string, in one N-API call when it is short (most are: ids, names, dates).
+unsafe fn read_text(env: sys::napi_env, value: sys::napi_value) -> napi::Result<String> {
+    const SHORT: usize = 128;
+    let mut buf = vec![0u8; SHORT];
+    let mut written = 0;
+    check(
+        sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast(), SHORT, &mut written),
+        "string",
+    )?;
+    // With room for a 4-byte character and the NUL left over, nothing was cut off.
+    if written + 5 <= SHORT {
+        buf.truncate(written);
+        if let Ok(text) = String::from_utf8(buf) {
+            return Ok(text);
+        }
+    }
+    js::read_string(env, value)
 }
 
 /// How many rows a write affected: the client's count (a number, or a bigint).
@@ -839,20 +881,20 @@ mod tests {
     #[test]
     fn sqlite_date_text_keeps_its_storage_class() {
         assert!(matches!(
-            text_cell(ScalarType::DateTime, "1735787045678"),
+            text_cell(ScalarType::DateTime, "1735787045678".into()),
             decode::Cell::Int(1735787045678)
         ));
         assert!(matches!(
-            text_cell(ScalarType::DateTime, "1735787045.5"),
+            text_cell(ScalarType::DateTime, "1735787045.5".into()),
             decode::Cell::Real(_)
         ));
         assert!(matches!(
-            text_cell(ScalarType::DateTime, "2025-01-02T03:04:05.678+00:00"),
-            decode::Cell::Text(_)
+            text_cell(ScalarType::DateTime, "2025-01-02T03:04:05.678+00:00".into()),
+            decode::Cell::Owned(_)
         ));
         assert!(matches!(
-            text_cell(ScalarType::Json, "5"),
-            decode::Cell::Text("5")
+            text_cell(ScalarType::Json, "5".into()),
+            decode::Cell::Owned(s) if s == "5"
         ));
     }
 

@@ -18,6 +18,8 @@ pub enum Cell<'a> {
     Real(f64),
     Bool(bool),
     Text(&'a str),
+    /// Text the driver already holds as a `String` of its own (moved, not copied).
+    Owned(String),
     /// A date the driver decoded itself: milliseconds since the epoch, UTC.
     DateTime(i64),
     /// JSON the driver parsed itself (PostgreSQL's json / jsonb).
@@ -115,6 +117,9 @@ pub fn value(model: &Model, field: &Field, format: TimestampFormat, cell: Cell) 
     Ok(match (field.ty, cell) {
         (_, Cell::Null) => Value::Null,
         (ScalarType::String, Cell::Text(s)) => Value::Text(s.to_string()),
+        (ScalarType::String, Cell::Owned(s)) => Value::Text(s),
+        (ScalarType::Json, Cell::Owned(s)) => Value::JsonText(s),
+        (_, Cell::Owned(s)) => return value(model, field, format, Cell::Text(&s)),
         (ScalarType::Int, Cell::Int(n)) => Value::Int(n),
         (ScalarType::Boolean, Cell::Bool(b)) => Value::Bool(b),
         (ScalarType::Boolean, Cell::Int(n)) => Value::Bool(n != 0),
