@@ -28,11 +28,10 @@ export declare class ClientBridge {
    */
   fail(id: number, code: string | undefined | null, message: string, kind: string | undefined | null, cause: unknown): unknown
   /**
-   * Folds the pending first steps `ids` (reads of at most one row, all of one model,
-   * not yet run) into one statement: each read as a branch of a `UNION ALL`, tagged with
-   * its place, so that each call gets exactly the row its own statement finds. Concurrent
-   * `findUnique` calls are folded by Prisma the same way (into one `IN (...)`); raw
-   * queries never are. Answered by `resumeFold` (or given up with `unfold`).
+   * Folds the pending first steps `ids` (reads of one method, each of at most one row by
+   * its keys, not yet run) into one statement (`plan::plan_fold`), so that concurrent reads
+   * cost one round trip, as Prisma's folded `findUnique` calls do; raw queries are never
+   * folded by Prisma. Answered by `resumeFold` (or given up with `unfold`).
    */
   fold(ids: number[]): unknown
   /**

@@ -321,7 +321,8 @@ class Step {
     this.params = params
     this.rows = rows
     this.compound = compound
-    // A read of at most one row of model `foldable` (its position; -1: not a fold candidate).
+    // A read of at most one row by its keys, of method `foldable` (its index; -1: none), that
+    // may share one statement with others of that method.
     this.foldable = foldable
   }
 }
@@ -357,13 +358,13 @@ class Folder {
     this.scheduled = false
     const waiting = this.waiting
     this.waiting = []
-    const byModel = new Map()
+    const byMethod = new Map()
     for (const entry of waiting) {
-      const group = byModel.get(entry.step.foldable)
+      const group = byMethod.get(entry.step.foldable)
       if (group) group.push(entry)
-      else byModel.set(entry.step.foldable, [entry])
+      else byMethod.set(entry.step.foldable, [entry])
     }
-    for (const group of byModel.values()) {
+    for (const group of byMethod.values()) {
       for (let i = 0; i < group.length; i += MAX_FOLD) this.run(group.slice(i, i + MAX_FOLD))
     }
   }

@@ -276,7 +276,8 @@ describe(`createAdapter(prisma) on ${provider}`, () => {
     expect(byId.map((u: any) => u?.id ?? null)).toEqual(['fold-3', null, 'fold-0', 'fold-4', 'fold-3'])
     expect(byEmail.map((u: any) => u?.id ?? null)).toEqual(['fold-1', null])
     expect(invalid).toBeInstanceOf(Prisma.PrismaClientValidationError)
-    expect(statements).toHaveLength(1)
+    // One statement per method: the five findUserById, and the two findUserByEmail.
+    expect(statements).toHaveLength(2)
     expect(byId[0]).toEqual(await kavach.findUserById('fold-3'))
     // In the app's transaction too, where every statement takes a turn on its one connection.
     await prisma.$transaction(async (tx: any) => {

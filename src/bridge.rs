@@ -30,7 +30,7 @@ use crate::dialect::{Channel, Dialect};
 use crate::error::{map_database_error, ErrorContext, KavachError, Result};
 use crate::js::{self, check, Builders, ErrorFactory, JsArgs, RowFactories};
 use crate::methods::METHODS;
-use crate::plan::{plan_for, Bound, Expect, Statement};
+use crate::plan::{fold_keys, plan_fold, plan_for, Bound, Expect, Statement, FOLD_TAG};
 use crate::schema::{Field, Model, ScalarType, SCHEMA};
 use crate::value::{TimestampFormat, Value};
 
@@ -132,6 +132,9 @@ struct Call {
     exchange: Arc<Mutex<Exchange>>,
     /// The statement JS is running for it.
     running: Option<Request>,
+    /// A read that may be folded with others of its method: the method's index and the
+    /// call's key values (`plan::fold_keys`).
+    fold: Option<(u32, Vec<(usize, Value)>)>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -246,12 +249,16 @@ impl ClientBridge {
             Ok(plan) => plan,
             Err(err) => return self.finished(env, Err(err), None),
         };
-        // A read of at most one row in one statement can share a statement with other such
-        // reads of its model (see `fold`).
+        // A read of at most one row by its keys can share a statement with other such reads
+        // of its method (see `fold`).
+        let fold = match plan.expect == Expect::Optional && !plan.is_compound() {
+            true => fold_keys(&METHODS[method_index as usize], &args.0, self.dialect)
+                .map(|keys| (method_index, keys)),
+            false => None,
+        };
         let first = FirstStep {
             compound: plan.is_compound(),
-            foldable: (plan.expect == Expect::Optional && !plan.is_compound())
-                .then_some(plan.model.position),
+            foldable: fold.as_ref().map(|(method, _)| *method),
         };
         let exchange = Arc::new(Mutex::new(Exchange::default()));
         let mut queryable = ClientQueryable {
@@ -263,6 +270,7 @@ impl ClientBridge {
             future,
             exchange,
             running: None,
+            fold,
         };
         self.drive(env, id, call, Some(first), None)
     }
@@ -326,46 +334,36 @@ impl ClientBridge {
         self.drive(env, id, call, None, Some(cause.raw()))
     }
 
-    /// Folds the pending first steps `ids` (reads of at most one row, all of one model,
-    /// not yet run) into one statement: each read as a branch of a `UNION ALL`, tagged with
-    /// its place, so that each call gets exactly the row its own statement finds. Concurrent
-    /// `findUnique` calls are folded by Prisma the same way (into one `IN (...)`); raw
-    /// queries never are. Answered by `resumeFold` (or given up with `unfold`).
+    /// Folds the pending first steps `ids` (reads of one method, each of at most one row by
+    /// its keys, not yet run) into one statement (`plan::plan_fold`), so that concurrent reads
+    /// cost one round trip, as Prisma's folded `findUnique` calls do; raw queries are never
+    /// folded by Prisma. Answered by `resumeFold` (or given up with `unfold`).
     #[napi(ts_args_type = "ids: number[]", ts_return_type = "unknown")]
     pub fn fold<'env>(&self, env: &'env Env, ids: Vec<u32>) -> napi::Result<Unknown<'env>> {
         let env = env.raw();
-        let mut branches = Vec::with_capacity(ids.len());
-        let mut params = Vec::new();
-        let mut model = None;
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut method = None;
         {
             let calls = self.calls.borrow();
-            for (place, id) in ids.iter().enumerate() {
-                let request = calls
+            for id in &ids {
+                let (index, call_keys) = calls
                     .get(id)
-                    .and_then(|call| call.running.as_ref())
-                    .filter(|r| r.rows && model.is_none_or(|m: &Model| std::ptr::eq(m, r.model)))
+                    .filter(|call| call.running.is_some())
+                    .and_then(|call| call.fold.as_ref())
+                    .filter(|(index, _)| method.is_none_or(|m| m == *index))
                     .ok_or_else(|| {
                         napi::Error::from_reason(format!("call {id} cannot be folded"))
                     })?;
-                model = Some(request.model);
-                let sql = self
-                    .dialect
-                    .renumber_placeholders(&request.statement.sql, params.len());
-                branches.push(format!(
-                    "SELECT {place} AS {FOLD_TAG}, b.* FROM ({sql}) AS b"
-                ));
-                params.extend(request.statement.params.iter().cloned());
+                method = Some(*index);
+                keys.push(call_keys.clone());
             }
         }
-        let Some(model) = model else {
+        let Some(method) = method.map(|index| &METHODS[index as usize]) else {
             return Err(napi::Error::from_reason("nothing to fold"));
         };
         let request = Request {
-            statement: Statement {
-                sql: branches.join(" UNION ALL "),
-                params,
-            },
-            model,
+            statement: plan_fold(method, &keys, self.dialect, Channel::PrismaClient),
+            model: SCHEMA.model(method.model),
             rows: true,
         };
         let id = self.new_id();
@@ -451,12 +449,9 @@ fn lock(exchange: &Mutex<Exchange>) -> std::sync::MutexGuard<'_, Exchange> {
 struct FirstStep {
     /// A write and its read-back: atomic only in a transaction.
     compound: bool,
-    /// The model (position) of a read of at most one row that may be folded.
-    foldable: Option<usize>,
+    /// The method (index) of a read of at most one row that may be folded.
+    foldable: Option<u32>,
 }
-
-/// The column a folded statement tags each row with: the place of the read it answers.
-const FOLD_TAG: &str = "kavach_fold";
 
 impl ClientBridge {
     fn new_id(&self) -> u32 {
@@ -532,10 +527,7 @@ impl ClientBridge {
             params,
             js::boolean(env, request.rows)?,
             js::boolean(env, first.is_some_and(|f| f.compound))?,
-            js::number(
-                env,
-                first.and_then(|f| f.foldable).map_or(-1.0, |m| m as f64),
-            )?,
+            js::number(env, first.and_then(|f| f.foldable).map_or(-1.0, f64::from))?,
         ];
         let mut factory = ptr::null_mut();
         check(

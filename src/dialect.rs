@@ -75,29 +75,6 @@ impl Dialect {
         }
     }
 
-    /// `sql` with each placeholder's number moved up by `offset`, to put it after
-    /// `offset` parameters of other statements in one (PostgreSQL's `$n`; `?` has none).
-    /// The SQL plans write has no `$` but in placeholders.
-    pub fn renumber_placeholders(self, sql: &str, offset: usize) -> String {
-        if self != Dialect::Postgres || offset == 0 {
-            return sql.to_string();
-        }
-        let mut out = String::with_capacity(sql.len() + 16);
-        let mut rest = sql;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            match rest[..digits].parse::<usize>() {
-                Ok(n) => out.push_str(&(n + offset).to_string()),
-                Err(_) => out.push_str(&rest[..digits]),
-            }
-            rest = &rest[digits..];
-        }
-        out.push_str(rest);
-        out
-    }
-
     /// A column (`quoted`) of type `ty` in a select or RETURNING list over `channel`.
     /// Through a Prisma client, what the client would convert by the declared type is
     /// read as stored text instead: SQLite dates (the client parses zone-less text in
@@ -279,16 +256,6 @@ impl Dialect {
 mod tests {
     use super::*;
     use crate::schema::SCHEMA;
-
-    #[test]
-    fn postgres_placeholders_renumber() {
-        let sql = "SELECT \"a\" FROM \"t\" WHERE \"a\" = $1::text AND \"b\" = $2 LIMIT $10";
-        assert_eq!(
-            Dialect::Postgres.renumber_placeholders(sql, 3),
-            "SELECT \"a\" FROM \"t\" WHERE \"a\" = $4::text AND \"b\" = $5 LIMIT $13"
-        );
-        assert_eq!(Dialect::Mysql.renumber_placeholders("a = ?", 3), "a = ?");
-    }
 
     #[test]
     fn sqlite_ddl_matches_prisma_migrations() {

@@ -234,6 +234,91 @@ pub fn plan_for(
     })
 }
 
+/// The column a folded read (`plan_fold`) tags each row with: the place of the call it
+/// answers.
+pub const FOLD_TAG: &str = "kavach_fold";
+
+/// A call's key values, when it is a read that can be folded with others of its method:
+/// at most one row (no order), every key given and none null.
+pub fn fold_keys(
+    method: &Method,
+    args: &[JsValue],
+    dialect: Dialect,
+) -> Option<Vec<(usize, Value)>> {
+    let Shape::FindOne { order: None, .. } = method.shape else {
+        return None;
+    };
+    let model = SCHEMA.model(method.model);
+    let builder = Builder::new(method, model, dialect, args).ok()?;
+    let conds = builder.key_conditions().ok()?;
+    if conds.is_empty() || conds.iter().any(|c| c.value == Value::Null) {
+        return None;
+    }
+    Some(conds.into_iter().map(|c| (c.field, c.value)).collect())
+}
+
+/// One statement for reads of `method` (each call's `fold_keys`): the model's rows joined
+/// with a table of the calls' keys, each row tagged (FOLD_TAG) with the place of the call
+/// it answers; the database compares the keys exactly as in each call's own statement.
+/// Prisma folds concurrent `findUnique` calls alike, into one `IN (...)`.
+pub fn plan_fold(
+    method: &Method,
+    calls: &[Vec<(usize, Value)>],
+    dialect: Dialect,
+    channel: Channel,
+) -> Statement {
+    let model = SCHEMA.model(method.model);
+    let mut builder = Builder::new(method, model, dialect, &[]).expect("no arguments to check");
+    builder.channel = channel;
+    let Shape::FindOne { guards, .. } = method.shape else {
+        unreachable!("only FindOne reads fold")
+    };
+    let keys = calls.first().map_or(0, Vec::len);
+    let names: Vec<String> = (0..keys).map(|k| format!("kavach_k{k}")).collect();
+    builder.sql = format!("WITH v({FOLD_TAG}, {}) AS (", names.join(", "));
+    for (place, call) in calls.iter().enumerate() {
+        let values = dialect == Dialect::Mysql;
+        builder.sql.push_str(match (place, values) {
+            (0, false) => "VALUES (",
+            (_, false) => ", (",
+            (0, true) => "SELECT ",
+            (_, true) => " UNION ALL SELECT ",
+        });
+        builder.sql.push_str(&place.to_string());
+        for (field, value) in call {
+            builder.sql.push_str(", ");
+            builder.bind(value.clone(), *field);
+        }
+        if !values {
+            builder.sql.push(')');
+        }
+    }
+    let columns = builder.column_list();
+    let table = builder.table();
+    builder.sql.push_str(&format!(
+        ") SELECT v.{FOLD_TAG}, {columns} FROM {table} JOIN v ON "
+    ));
+    for (k, (field, _)) in calls[0].iter().enumerate() {
+        if k > 0 {
+            builder.sql.push_str(" AND ");
+        }
+        let column = builder.column(*field);
+        let key = &names[k];
+        builder.sql.push_str(&format!("{column} = v.{key}"));
+        if let (true, Some((open, close))) = (
+            model.fields[*field].is_secret(),
+            dialect.exact_text_comparison(),
+        ) {
+            builder
+                .sql
+                .push_str(&format!(" AND {column} = {open}v.{key}{close}"));
+        }
+    }
+    let conds: Vec<Cond> = guards.iter().map(|g| guard_condition(model, g)).collect();
+    builder.where_clause(&conds);
+    builder.finish().1
+}
+
 /// A comparison in a WHERE clause; `Lt` only appears in built-in conditions.
 #[derive(Debug, Clone)]
 struct Cond {
