@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** Plans and decodes calls whose statements a Prisma client runs (see the module docs). */
 export declare class ClientBridge {
   /** `provider` is the client's `_activeProvider`. */
-  constructor(provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean, foldable: number) => object)
+  constructor(provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, then: [string, unknown[]] | null, foldable: number) => object)
   /**
    * Plans a call: resolves to its first step, or to an `Error` (invalid arguments),
    * which the caller throws.

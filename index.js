@@ -315,18 +315,19 @@ function clientVersionOf(client) {
 
 /** The next statement of a call through a client (made natively by ClientBridge). */
 class Step {
-  constructor(id, sql, params, rows, compound, foldable) {
+  constructor(id, sql, params, rows, readBack, foldable) {
     this.id = id
     this.sql = sql
     this.params = params
     this.rows = rows
-    this.compound = compound
+    // A write whose row is then read back (MySQL: no RETURNING): [sql, params] of the read.
+    this.readBack = readBack
     // A read of at most one row by its keys, of method `foldable` (its index; -1: none), that
     // may share one statement with others of that method.
     this.foldable = foldable
   }
 }
-const makeStep = (id, sql, params, rows, compound, foldable) => new Step(id, sql, params, rows, compound, foldable)
+const makeStep = (id, sql, params, rows, readBack, foldable) => new Step(id, sql, params, rows, readBack, foldable)
 
 // Most reads one fold answers (a UNION ALL of this many branches).
 const MAX_FOLD = 64
@@ -447,6 +448,35 @@ async function drive(bridge, queryable, step) {
   }
 }
 
+/**
+ * A write and its read-back (MySQL has no RETURNING) on a root client: the read sees exactly
+ * that write only in a transaction, so both go in one batch `$transaction` (no interactive
+ * transaction to open for them).
+ */
+async function writeAndReadBack(bridge, client, step) {
+  const [sql, params] = step.readBack
+  let results
+  try {
+    results = await client.$transaction([client.$executeRawUnsafe(step.sql, ...step.params), client.$queryRawUnsafe(sql, ...params)])
+  } catch (error) {
+    const failure = databaseFailure(error)
+    if (failure === undefined) {
+      bridge.abandon(step.id)
+      throw error
+    }
+    return finish(bridge.fail(step.id, failure.code, failure.message, failure.kind, error))
+  }
+  let next = bridge.resume(step.id, results[0])
+  if (next instanceof Step) next = bridge.resume(next.id, results[1])
+  if (next instanceof Step) return drive(bridge, client, next)
+  return finish(next)
+}
+
+function finish(result) {
+  if (result instanceof Error) throw result
+  return result
+}
+
 function bindClient(bridge, client, inTransaction) {
   const adapter = {}
   const folder = new Folder(bridge, client)
@@ -458,13 +488,8 @@ function bindClient(bridge, client, inTransaction) {
         return step
       }
       if (step.foldable >= 0) return folder.add(step)
-      if (!step.compound || inTransaction) return drive(bridge, client, step)
-      // A write and its read-back (MySQL) see exactly that write only in a transaction.
-      try {
-        return await client.$transaction((tx) => drive(bridge, tx, step))
-      } finally {
-        bridge.abandon(step.id)
-      }
+      if (step.readBack === null || inTransaction) return drive(bridge, client, step)
+      return writeAndReadBack(bridge, client, step)
     }
   })
   return adapter

@@ -150,7 +150,7 @@ pub struct ClientBridge {
     dialect: Dialect,
     formats: Arc<DateFormats>,
     builders: Builders,
-    /// `(id, sql, params, rows, compound, foldable) => step`, from index.js.
+    /// `(id, sql, params, rows, then, foldable) => step`, from index.js.
     steps: sys::napi_ref,
     calls: RefCell<HashMap<u32, Call>>,
     /// Folded reads in flight: the calls each one answers, in the order of its branches.
@@ -184,7 +184,7 @@ impl ClientBridge {
     /// `provider` is the client's `_activeProvider`.
     #[napi(
         constructor,
-        ts_args_type = "provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, compound: boolean, foldable: number) => object"
+        ts_args_type = "provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, then: [string, unknown[]] | null, foldable: number) => object"
     )]
     pub fn new(
         env: Env,
@@ -257,7 +257,7 @@ impl ClientBridge {
             false => None,
         };
         let first = FirstStep {
-            compound: plan.is_compound(),
+            then: plan.is_compound().then(|| plan.statement.clone()),
             foldable: fold.as_ref().map(|(method, _)| *method),
         };
         let exchange = Arc::new(Mutex::new(Exchange::default()));
@@ -445,10 +445,10 @@ fn lock(exchange: &Mutex<Exchange>) -> std::sync::MutexGuard<'_, Exchange> {
 }
 
 /// What the first step of a call says about the call.
-#[derive(Clone, Copy)]
 struct FirstStep {
-    /// A write and its read-back: atomic only in a transaction.
-    compound: bool,
+    /// A write whose row is then read back (MySQL): the read-back, atomic with the write
+    /// only in a transaction, so both go to the client together.
+    then: Option<Statement>,
     /// The method (index) of a read of at most one row that may be folded.
     foldable: Option<u32>,
 }
@@ -482,7 +482,7 @@ impl ClientBridge {
             let stuck = KavachError::database("kavach-native: a call waits on nothing");
             return self.finished(env, Err(stuck), None);
         };
-        let step = unsafe { self.step(env, id, &request, first)? };
+        let step = unsafe { self.step(env, id, &request, first.as_ref())? };
         call.running = Some(request);
         self.calls.borrow_mut().insert(id, call);
         Ok(unsafe { Unknown::from_raw_unchecked(env, step) })
@@ -516,17 +516,25 @@ impl ClientBridge {
         env: sys::napi_env,
         id: u32,
         request: &Request,
-        first: Option<FirstStep>,
+        first: Option<&FirstStep>,
     ) -> napi::Result<sys::napi_value> {
         let params = js::array(env, &request.statement.params, |bound| {
             self.param(env, bound, request.model)
         })?;
+        let then = match first.and_then(|f| f.then.as_ref()) {
+            Some(read) => {
+                let sql = js::string(env, &read.sql)?;
+                let params = js::array(env, &read.params, |b| self.param(env, b, request.model))?;
+                js::array(env, &[sql, params], |&v| Ok(v))?
+            }
+            None => js::null(env)?,
+        };
         let arguments = [
             js::number(env, f64::from(id))?,
             js::string(env, &request.statement.sql)?,
             params,
             js::boolean(env, request.rows)?,
-            js::boolean(env, first.is_some_and(|f| f.compound))?,
+            then,
             js::number(env, first.and_then(|f| f.foldable).map_or(-1.0, f64::from))?,
         ];
         let mut factory = ptr::null_mut();
