@@ -45,6 +45,9 @@ pub enum Expect {
     /// `before` is a guarded write: when it affected no row, `null` (or P2025 naming
     /// `missing`); otherwise the statement reads the row back.
     AfterWrite { missing: Option<&'static str> },
+    /// An insert whose row is `Plan::inserted`, exactly as written (no RETURNING, and no
+    /// read-back: see `plan_for`).
+    Inserted,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +59,8 @@ pub struct Plan {
     pub statement: Statement,
     pub expect: Expect,
     pub writes: bool,
+    /// With `Expect::Inserted`: the row the insert writes, every field in order.
+    pub inserted: Option<Vec<Value>>,
 }
 
 impl Plan {
@@ -85,6 +90,7 @@ pub fn plan_for(
     let model = SCHEMA.model(method.model);
     let mut builder = Builder::new(method, model, dialect, args)?;
     builder.channel = channel;
+    let mut inserted = None;
     let expect = match method.shape {
         Shape::FindOne { guards, order } => {
             let mut conds = builder.key_conditions()?;
@@ -106,6 +112,19 @@ pub fn plan_for(
             };
             builder.select(&conds, order, paging);
             Expect::Many
+        }
+        Shape::Create if channel == Channel::PrismaClient && !dialect.supports_returning() => {
+            // Through a client, MySQL's read-back would take a transaction of its own
+            // (BEGIN, INSERT, SELECT, COMMIT). The row is what was written: every value is
+            // given or defaulted here (the differential test checks it against a read-back).
+            let row = builder.record()?;
+            builder.insert(&row, None);
+            let mut cells = vec![Value::Null; model.fields.len()];
+            for (field, value) in &row {
+                cells[*field] = value.clone();
+            }
+            inserted = Some(cells);
+            Expect::Inserted
         }
         Shape::Create => {
             let row = builder.record()?;
@@ -231,6 +250,7 @@ pub fn plan_for(
         statement,
         expect,
         writes: crate::methods::writes(method),
+        inserted,
     })
 }
 

@@ -106,6 +106,11 @@ pub async fn run_plan(q: &mut impl Queryable, plan: &Plan) -> Result<Outcome> {
             }
         }
         Expect::Many => Ok(Outcome::Records(q.query(&plan.statement, model).await?)),
+        Expect::Inserted => {
+            q.execute(&plan.statement, model).await?;
+            let cells = plan.inserted.clone().unwrap_or_default();
+            Ok(Outcome::Record(Record { model, cells }))
+        }
     }
 }
 
