@@ -123,7 +123,9 @@ impl KavachError {
         match self.kind {
             ErrorKind::Validation => "PrismaClientValidationError",
             ErrorKind::Known(_) => "PrismaClientKnownRequestError",
-            ErrorKind::Connection(_) => "PrismaClientInitializationError",
+            // Prisma 7 with a driver adapter reports connection failures from the first
+            // query, as known request errors (P1000, P1001, P1003, P1010, P1011).
+            ErrorKind::Connection(_) => "PrismaClientKnownRequestError",
             ErrorKind::Database => "PrismaClientUnknownRequestError",
         }
     }
@@ -215,7 +217,14 @@ pub fn map_database_error(
         "57P01" | "57P02" | "57P03" => connection_lost(message),
         // MySQL: server gone away / lost connection.
         "2006" | "2013" => connection_lost(message),
-        _ => KavachError::database(format!("Database error: {message}")),
+        // Prisma 7 reports what it does not map itself (a NUL byte in PostgreSQL text,
+        // 22021; an aborted transaction, 25P02; ...) as P2039 with the database's code.
+        "" => KavachError::database(format!("Database error: {message}")),
+        code => KavachError {
+            kind: ErrorKind::Known("P2039"),
+            message: format!("Database error. Code: `{code}`. Message: `{message}`"),
+            meta: Meta::default(),
+        },
     }
 }
 
