@@ -155,7 +155,7 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
     match err {
         sqlx::Error::Database(db) => {
             let unique = db.kind() == sqlx::error::ErrorKind::UniqueViolation;
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let code = database_error_code(db.as_ref());
             map_database_error(&code, db.message(), unique, ctx)
         }
         sqlx::Error::PoolTimedOut => known(
@@ -168,6 +168,16 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
         sqlx::Error::Io(e) => connection_lost(&e.to_string()),
         sqlx::Error::Protocol(e) => connection_lost(&e),
         other => KavachError::database(format!("Database error: {other}")),
+    }
+}
+
+/// The database's own code for an error: SQLite's extended result code, PostgreSQL's
+/// SQLSTATE, MySQL's error number (its SQLSTATE is only a category: 1045 and 1044 are
+/// both 28000).
+pub fn database_error_code(db: &dyn sqlx::error::DatabaseError) -> String {
+    match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        Some(mysql) => mysql.number().to_string(),
+        None => db.code().map(|c| c.into_owned()).unwrap_or_default(),
     }
 }
 

@@ -934,8 +934,7 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
     let database = server.database.as_deref().unwrap_or("(not available)");
     match err {
         sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            match code.as_ref() {
+            match crate::error::database_error_code(db.as_ref()).as_str() {
                 // PostgreSQL invalid_password; MySQL access denied (with / without password).
                 "28P01" | "1045" | "1698" => KavachError::connection(
                     "P1000",
@@ -966,17 +965,15 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
         sqlx::Error::Tls(reason) => {
             KavachError::connection("P1011", format!("Error opening a TLS connection: {reason}"))
         }
-        sqlx::Error::Io(io) => KavachError::connection(
-            "P1001",
-            format!(
-                "Can't reach database server at {} ({io})",
-                server.location()
-            ),
-        ),
         other => {
-            let reason = other.to_string();
-            // sqlx reports "server does not support TLS" as a configuration-like error.
-            let code = if reason.to_ascii_lowercase().contains("tls") {
+            let reason = match other {
+                sqlx::Error::Io(io) => io.to_string(),
+                other => other.to_string(),
+            };
+            // sqlx reports a refused handshake ("server does not support TLS") and a
+            // rejected certificate ("invalid peer certificate") as I/O or protocol errors.
+            let lower = reason.to_ascii_lowercase();
+            let code = if lower.contains("tls") || lower.contains("certificate") {
                 "P1011"
             } else {
                 "P1001"
