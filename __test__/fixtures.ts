@@ -55,19 +55,26 @@ export async function dropFreshDatabases() {
   }
 }
 
-/** A new adapter on a new, empty database of the provider under test. */
-export async function freshAdapter(params: Record<string, string> = {}): Promise<KavachNativeAdapter> {
-  if (provider === 'sqlite') return createAdapter(':memory:')
+/**
+ * The URL of a new, empty database of the provider under test: a fresh PostgreSQL schema or
+ * MySQL database (dropped by `dropFreshDatabases`), or for SQLite `sqliteUrl` (default
+ * `:memory:`). For other processes to open (a child, a worker) or for `createAdapter` itself.
+ */
+export async function freshUrl(params: Record<string, string> = {}, sqliteUrl = ':memory:'): Promise<string> {
+  if (provider === 'sqlite') return sqliteUrl
   const name = `kt_${process.pid}_${Date.now().toString(36)}_${++counter}`
   created.push({ provider, name })
-  if (provider === 'postgresql') {
-    return createAdapter(withParams(serverUrl(), { ...params, schema: name }))
-  }
+  if (provider === 'postgresql') return withParams(serverUrl(), { ...params, schema: name })
   const mysql = await import('mysql2/promise')
   const conn = await mysql.createConnection(serverUrl())
   await conn.query(`CREATE DATABASE \`${name}\``)
   await conn.end()
-  return createAdapter(withParams(serverUrl(), params, name))
+  return withParams(serverUrl(), params, name)
+}
+
+/** A new adapter on a new, empty database of the provider under test. */
+export async function freshAdapter(params: Record<string, string> = {}): Promise<KavachNativeAdapter> {
+  return createAdapter(await freshUrl(params))
 }
 
 /**
