@@ -1,7 +1,7 @@
 // Valid create inputs for every model the adapter's methods reach, and a fresh,
 // empty database per test on the provider under test (KAVACH_TEST_PROVIDER):
 // in-memory SQLite, a fresh PostgreSQL schema, or a fresh MySQL/MariaDB database.
-import { afterEach, beforeEach } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest'
 import { createAdapter } from '../index.js'
 import type { KavachNativeAdapter } from '../index.js'
 
@@ -94,6 +94,28 @@ export function adapterPerTest(): KavachNativeAdapter {
   return new Proxy({} as KavachNativeAdapter, {
     get: (_, key) => {
       if (!current) throw new Error('adapterPerTest(): no test is running')
+      return (current as any)[key]
+    },
+  })
+}
+
+/**
+ * One adapter on a fresh database for all tests of the enclosing describe block (or file),
+ * for tests that cannot disturb one another: cheaper than adapterPerTest() on the servers.
+ */
+export function adapterPerSuite(): KavachNativeAdapter {
+  let current: KavachNativeAdapter | undefined
+  beforeAll(async () => {
+    current = await freshAdapter()
+  })
+  afterAll(async () => {
+    await current?.close()
+    current = undefined
+    await dropFreshDatabases()
+  })
+  return new Proxy({} as KavachNativeAdapter, {
+    get: (_, key) => {
+      if (!current) throw new Error('adapterPerSuite(): no suite is running')
       return (current as any)[key]
     },
   })
