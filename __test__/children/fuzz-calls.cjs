@@ -212,6 +212,11 @@ function hostileJson() {
 }
 
 function hostileFor(field) {
+  return fc.oneof({ weight: 9, arbitrary: hostileOfType(field) }, { weight: 1, arbitrary: fc.constant({ v: undefined, must: false }) })
+}
+
+/** A hostile value for `field` (undefined aside: the caller knows whether it is missing then). */
+function hostileOfType(field) {
   const nullable = field.optional
   const nul = { v: null, must: !nullable }
   switch (field.type) {
@@ -386,7 +391,7 @@ function applyDamage(model, method, args, d) {
     }
     case 'hostile-key':
       args[d.i] = d.value.v
-      return { spots: [tick(name)], must: d.value.must }
+      return { spots: [tick(name)], must: d.value.must || d.value.v === undefined }
     case 'hostile-field': {
       const target = copy(args[d.i])
       target[d.field.name] = d.value.v
