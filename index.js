@@ -65,7 +65,15 @@ const DEFAULT_MAX_WAIT_MS = 2000
 function bindMethods(handle) {
   const adapter = {}
   METHOD_NAMES.forEach((name, index) => {
-    adapter[name] = (...args) => handle.call(index, args)
+    // Every failure is a rejected promise, as with an async method: even reading the
+    // arguments (a getter or Proxy trap that throws) does not throw synchronously.
+    adapter[name] = (...args) => {
+      try {
+        return handle.call(index, args)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
   })
   return adapter
 }

@@ -99,6 +99,15 @@ impl KavachError {
         }
     }
 
+    /// The error as a call of `method` reports it: its message starts by naming the
+    /// method, as Prisma's do (validation errors already do).
+    pub fn in_method(mut self, method: &str) -> Self {
+        if !self.message.starts_with("Invalid `") {
+            self.message = format!("Invalid `{method}()` invocation: {}", self.message);
+        }
+        self
+    }
+
     /// A panic caught inside the adapter: a bug, reported on the call that hit it.
     pub fn internal(panic: &(dyn std::any::Any + Send)) -> Self {
         let what = panic
