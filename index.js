@@ -19,16 +19,27 @@ function loadBinding() {
   }
 }
 
+// The package binding.js looks for: on Linux, musl or glibc decided as it does (napi-rs's
+// loader: /usr/bin/ldd first, as Alpine's names musl, then the process report).
 function platformPackageName() {
   const { platform, arch } = process
   let abi = ''
   if (platform === 'linux') {
-    const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null
-    abi = report && report.header && !report.header.glibcVersionRuntime ? '-musl' : '-gnu'
+    abi = isMusl() ? '-musl' : '-gnu'
   } else if (platform === 'win32') {
     abi = '-msvc'
   }
   return `kavach-native-${platform}-${arch}${abi}`
+}
+
+function isMusl() {
+  try {
+    return require('fs').readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+  } catch {
+    const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null
+    if (!report || (report.header && report.header.glibcVersionRuntime)) return false
+    return Array.isArray(report.sharedObjects) && report.sharedObjects.some((f) => f.includes('libc.musl-') || f.includes('ld-musl-'))
+  }
 }
 
 function missingBindingError(cause) {
@@ -67,7 +78,15 @@ const DEFAULT_MAX_WAIT_MS = 2000
 function bindMethods(handle) {
   const adapter = {}
   METHOD_NAMES.forEach((name, index) => {
-    adapter[name] = (...args) => handle.call(index, args)
+    // Every failure is a rejected promise, as with an async method: even reading the
+    // arguments (a getter or Proxy trap that throws) does not throw synchronously.
+    adapter[name] = (...args) => {
+      try {
+        return handle.call(index, args)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
   })
   return adapter
 }

@@ -1,7 +1,7 @@
 // Valid create inputs for every model the adapter's methods reach, and a fresh,
 // empty database per test on the provider under test (KAVACH_TEST_PROVIDER):
 // in-memory SQLite, a fresh PostgreSQL schema, or a fresh MySQL/MariaDB database.
-import { afterEach, beforeEach } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest'
 import { createAdapter } from '../index.js'
 import type { KavachNativeAdapter } from '../index.js'
 
@@ -55,19 +55,26 @@ export async function dropFreshDatabases() {
   }
 }
 
-/** A new adapter on a new, empty database of the provider under test. */
-export async function freshAdapter(params: Record<string, string> = {}): Promise<KavachNativeAdapter> {
-  if (provider === 'sqlite') return createAdapter(':memory:')
+/**
+ * The URL of a new, empty database of the provider under test: a fresh PostgreSQL schema or
+ * MySQL database (dropped by `dropFreshDatabases`), or for SQLite `sqliteUrl` (default
+ * `:memory:`). For other processes to open (a child, a worker) or for `createAdapter` itself.
+ */
+export async function freshUrl(params: Record<string, string> = {}, sqliteUrl = ':memory:'): Promise<string> {
+  if (provider === 'sqlite') return sqliteUrl
   const name = `kt_${process.pid}_${Date.now().toString(36)}_${++counter}`
   created.push({ provider, name })
-  if (provider === 'postgresql') {
-    return createAdapter(withParams(serverUrl(), { ...params, schema: name }))
-  }
+  if (provider === 'postgresql') return withParams(serverUrl(), { ...params, schema: name })
   const mysql = await import('mysql2/promise')
   const conn = await mysql.createConnection(serverUrl())
   await conn.query(`CREATE DATABASE \`${name}\``)
   await conn.end()
-  return createAdapter(withParams(serverUrl(), params, name))
+  return withParams(serverUrl(), params, name)
+}
+
+/** A new adapter on a new, empty database of the provider under test. */
+export async function freshAdapter(params: Record<string, string> = {}): Promise<KavachNativeAdapter> {
+  return createAdapter(await freshUrl(params))
 }
 
 /**
@@ -87,6 +94,28 @@ export function adapterPerTest(): KavachNativeAdapter {
   return new Proxy({} as KavachNativeAdapter, {
     get: (_, key) => {
       if (!current) throw new Error('adapterPerTest(): no test is running')
+      return (current as any)[key]
+    },
+  })
+}
+
+/**
+ * One adapter on a fresh database for all tests of the enclosing describe block (or file),
+ * for tests that cannot disturb one another: cheaper than adapterPerTest() on the servers.
+ */
+export function adapterPerSuite(): KavachNativeAdapter {
+  let current: KavachNativeAdapter | undefined
+  beforeAll(async () => {
+    current = await freshAdapter()
+  })
+  afterAll(async () => {
+    await current?.close()
+    current = undefined
+    await dropFreshDatabases()
+  })
+  return new Proxy({} as KavachNativeAdapter, {
+    get: (_, key) => {
+      if (!current) throw new Error('adapterPerSuite(): no suite is running')
       return (current as any)[key]
     },
   })

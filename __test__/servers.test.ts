@@ -173,3 +173,79 @@ describe(`${provider} server`, () => {
     }
   })
 })
+
+// The codes Prisma 7 gives for each way a connection can be refused (measured with
+// @prisma/adapter-pg; its MariaDB adapter reports every one as a pool timeout, P2039).
+describe(`${provider} connection failures`, () => {
+  const attempt = async (url: string) => {
+    const db = createAdapter(url)
+    try {
+      return await db.findAgentById('x').then(
+        () => null,
+        (e: any) => e,
+      )
+    } finally {
+      await db.close()
+    }
+  }
+  const expectCode = (error: any, code: string, message: RegExp) => {
+    expect(error?.name).toBe('PrismaClientKnownRequestError')
+    expect(error?.code).toBe(code)
+    expect(error?.message).toMatch(message)
+  }
+
+  it('an unknown database is P1003 naming it', async () => {
+    expectCode(await attempt(withParams(serverUrl(), {}, 'kavach_no_such_db')), 'P1003', /Database `kavach_no_such_db` does not exist/)
+  })
+
+  it('an unknown user is P1010 on PostgreSQL (its trust rule lets anyone try) and P1000 on MySQL', async () => {
+    const url = new URL(serverUrl())
+    url.username = 'kavach_no_such_user'
+    const error = await attempt(url.toString())
+    if (provider === 'postgresql') expectCode(error, 'P1010', /User was denied access on the database/)
+    else expectCode(error, 'P1000', /credentials for `kavach_no_such_user` are not valid/)
+  })
+
+  it.skipIf(provider !== 'mysql')('a wrong password is P1000, and the password is in no message', async () => {
+    const mysql = await import('mysql2/promise')
+    const conn = await mysql.createConnection(serverUrl())
+    await conn.query("CREATE USER IF NOT EXISTS 'kavach_pw'@'%' IDENTIFIED BY 'right-pw'")
+    await conn.query("CREATE USER IF NOT EXISTS 'kavach_pw'@'localhost' IDENTIFIED BY 'right-pw'")
+    try {
+      const url = new URL(serverUrl())
+      url.username = 'kavach_pw'
+      url.password = 'hunter2-wrong'
+      const error = await attempt(url.toString())
+      expectCode(error, 'P1000', /credentials for `kavach_pw` are not valid/)
+      expect(error.message).not.toContain('hunter2')
+    } finally {
+      await conn.query("DROP USER IF EXISTS 'kavach_pw'@'%'")
+      await conn.query("DROP USER IF EXISTS 'kavach_pw'@'localhost'")
+      await conn.end()
+    }
+  })
+
+  it('TLS that cannot be opened or verified is P1011', async () => {
+    const params: Record<string, string> = provider === 'postgresql' ? { sslmode: 'verify-full' } : { sslaccept: 'strict' }
+    expectCode(await attempt(withParams(serverUrl(), params)), 'P1011', /Error opening a TLS connection/)
+  })
+
+  it('a closed port is P1001 naming host and port', async () => {
+    const url = new URL(serverUrl())
+    url.port = '1'
+    expectCode(await attempt(url.toString()), 'P1001', /Can't reach database server at 127\.0\.0\.1:1/)
+  })
+
+  it('calls cut off by close() reject with the closed-adapter error, not a connection code', async () => {
+    const db = await freshAdapter({ connection_limit: '1' })
+    await db.connect()
+    const calls = Array.from({ length: 50 }, () => db.findAgentById('x'))
+    await db.close()
+    for (const s of await Promise.allSettled(calls)) {
+      if (s.status === 'rejected') {
+        expect(s.reason.message).toMatch(/closed/)
+        expect(s.reason.code).not.toBe('P1001')
+      }
+    }
+  })
+})

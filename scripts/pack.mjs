@@ -1,11 +1,15 @@
 // Packs kavach-native the napi-rs way: the main package (JS loader, types, schema, CLI) plus
 // one package per platform under npm/<platform>/ holding only that platform's `.node`.
 //
-//   node scripts/pack.mjs [--out <dir>]      (npm run pack; default out: target/npm-pack)
+//   node scripts/pack.mjs [--out <dir>] [--source newest|npm|root]
+//                                            (npm run pack; default out: target/npm-pack)
 //
-// Every `kavach-native.<platform>.node` built in the repo root (`npm run build` makes the
-// host's) is copied into npm/<platform>/ and that package is packed; platforms without a
-// built binary are listed and skipped. Prints one tarball path per line on stdout, last.
+// A platform's `kavach-native.<platform>.node` comes from the repo root (`npm run build`
+// makes the host's there) or from npm/<platform>/ (`npm run build:linux` puts every Linux
+// one there): the newer of the two by default, or only one place with --source. It is
+// packed with npm/<platform>/'s package.json and README.md from a staging copy (npm/ is
+// left as it is); platforms without a built binary are listed and skipped. Prints one
+// tarball path per line on stdout, last.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -15,6 +19,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
 const outIndex = args.indexOf('--out')
 const outDir = path.resolve(outIndex >= 0 ? args[outIndex + 1] : path.join(root, 'target/npm-pack'))
+const sourceIndex = args.indexOf('--source')
+const source = sourceIndex >= 0 ? args[sourceIndex + 1] : 'newest'
 const log = (line) => process.stderr.write(`${line}\n`)
 
 const main = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
@@ -37,7 +43,9 @@ function npmPack(dir) {
   return { file: path.join(outDir, info.filename), files: info.files.map((f) => f.path), size: info.size }
 }
 
+if (!['newest', 'npm', 'root'].includes(source)) fail(`--source must be newest, npm or root, not ${source}`)
 fs.mkdirSync(outDir, { recursive: true })
+const staging = fs.mkdtempSync(path.join(outDir, '.stage-'))
 
 const platforms = fs.readdirSync(path.join(root, 'npm')).sort()
 const packed = []
@@ -49,19 +57,27 @@ for (const platform of platforms) {
   if (optional[pkg.name] !== main.version) fail(`package.json optionalDependencies must list "${pkg.name}": "${main.version}"`)
   const nodeFile = `${binaryName}.${platform}.node`
   if (!pkg.files.includes(nodeFile) || pkg.main !== nodeFile) fail(`npm/${platform}/package.json must ship and point at ${nodeFile}`)
-  const built = path.join(root, nodeFile)
-  if (!fs.existsSync(built)) {
+  const candidates = { root: path.join(root, nodeFile), npm: path.join(dir, nodeFile) }
+  const built = Object.entries(candidates)
+    .filter(([where, file]) => (source === 'newest' || source === where) && fs.existsSync(file))
+    .map(([, file]) => file)
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
+  if (!built) {
     skipped.push(platform)
     continue
   }
-  fs.copyFileSync(built, path.join(dir, nodeFile))
-  const result = npmPack(dir)
+  const stage = path.join(staging, platform)
+  fs.mkdirSync(stage)
+  for (const file of ['package.json', 'README.md']) fs.copyFileSync(path.join(dir, file), path.join(stage, file))
+  fs.copyFileSync(built, path.join(stage, nodeFile))
+  const result = npmPack(stage)
   if (result.files.join() !== ['README.md', nodeFile, 'package.json'].sort().join()) fail(`${pkg.name} would ship ${result.files.join(', ')}`)
-  log(`${pkg.name}: ${path.basename(result.file)} (${(result.size / 1e6).toFixed(1)} MB packed; ${nodeFile} ${(fs.statSync(built).size / 1e6).toFixed(2)} MB)`)
+  log(`${pkg.name}: ${path.basename(result.file)} (${(result.size / 1e6).toFixed(1)} MB packed; ${nodeFile} ${(fs.statSync(built).size / 1e6).toFixed(2)} MB, from ${path.relative(root, built)})`)
   packed.push(result.file)
 }
-if (packed.length === 0) fail(`no ${binaryName}.<platform>.node in ${root}: run \`npm run build\` first`)
-if (skipped.length > 0) log(`no binary built here for: ${skipped.join(', ')} (built on those platforms, or with napi build --target)`)
+fs.rmSync(staging, { recursive: true, force: true })
+if (packed.length === 0) fail(`no ${binaryName}.<platform>.node in ${root} or npm/*/: run \`npm run build\` (or \`npm run build:linux\`) first`)
+if (skipped.length > 0) log(`no binary built here for: ${skipped.join(', ')} (built on those platforms, or by npm run build:linux)`)
 
 const mainResult = npmPack(root)
 const unexpected = mainResult.files.filter((f) => !/^(index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|schema\.prisma|README\.md|package\.json|LICENSE|bin\/kavach-native\.js)$/.test(f))

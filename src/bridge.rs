@@ -135,6 +135,8 @@ struct Call {
     /// A read that may be folded with others of its method: the method's index and the
     /// call's key values (`plan::fold_keys`).
     fold: Option<(u32, Vec<(usize, Value)>)>,
+    /// The adapter method called: its errors name it, as over sqlx.
+    method: &'static str,
 }
 
 #[napi(object, object_to_js = false)]
@@ -247,7 +249,13 @@ impl ClientBridge {
             .and_then(|method| plan_for(method, &args.0, self.dialect, Channel::PrismaClient));
         let plan = match planned {
             Ok(plan) => plan,
-            Err(err) => return self.finished(env, Err(err), None),
+            Err(err) => {
+                let err = match METHODS.get(method_index as usize) {
+                    Some(method) => err.in_method(method.name),
+                    None => err,
+                };
+                return self.finished(env, Err(err), None);
+            }
         };
         // A read of at most one row by its keys can share a statement with other such reads
         // of its method (see `fold`).
@@ -271,6 +279,7 @@ impl ClientBridge {
             exchange,
             running: None,
             fold,
+            method: METHODS[method_index as usize].name,
         };
         self.drive(env, id, call, Some(first), None)
     }
@@ -476,6 +485,7 @@ impl ClientBridge {
     ) -> napi::Result<Unknown<'env>> {
         let mut context = Context::from_waker(std::task::Waker::noop());
         if let Poll::Ready(result) = call.future.as_mut().poll(&mut context) {
+            let result = result.map_err(|err| err.in_method(call.method));
             return self.finished(env, result, cause);
         }
         let Some(request) = lock(&call.exchange).asked.take() else {

@@ -128,6 +128,7 @@ impl Completer {
         let reply = JsReply {
             completer: Arc::clone(self),
             deferred: Some(Deferred(deferred)),
+            method: None,
         };
         Ok((reply, promise))
     }
@@ -234,11 +235,24 @@ unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut
 pub struct JsReply {
     completer: Arc<Completer>,
     deferred: Option<Deferred>,
+    /// The adapter method the promise answers for: its errors name it.
+    method: Option<&'static str>,
+}
+
+impl JsReply {
+    pub fn for_method(mut self, name: &'static str) -> Self {
+        self.method = Some(name);
+        self
+    }
 }
 
 impl Deliver for JsReply {
     fn deliver(mut self: Box<Self>, result: Result<Outcome, KavachError>) -> bool {
         if let Some(deferred) = self.deferred.take() {
+            let result = match (result, self.method) {
+                (Err(err), Some(method)) => Err(err.in_method(method)),
+                (result, _) => result,
+            };
             self.completer.complete(deferred, result);
         }
         true

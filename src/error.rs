@@ -135,6 +135,15 @@ impl KavachError {
         }
     }
 
+    /// The error as a call of `method` reports it: its message starts by naming the
+    /// method, as Prisma's do (validation errors already do).
+    pub fn in_method(mut self, method: &str) -> Self {
+        if !self.message.starts_with("Invalid `") {
+            self.message = format!("Invalid `{method}()` invocation: {}", self.message);
+        }
+        self
+    }
+
     /// A panic caught inside the adapter: a bug, reported on the call that hit it.
     pub fn internal(panic: &(dyn std::any::Any + Send)) -> Self {
         let what = panic
@@ -159,7 +168,9 @@ impl KavachError {
         match self.kind {
             ErrorKind::Validation => "PrismaClientValidationError",
             ErrorKind::Known(_) => "PrismaClientKnownRequestError",
-            ErrorKind::Connection(_) => "PrismaClientInitializationError",
+            // Prisma 7 with a driver adapter reports connection failures from the first
+            // query, as known request errors (P1000, P1001, P1003, P1010, P1011).
+            ErrorKind::Connection(_) => "PrismaClientKnownRequestError",
             ErrorKind::Database => "PrismaClientUnknownRequestError",
         }
     }
@@ -189,7 +200,7 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
     match err {
         sqlx::Error::Database(db) => {
             let unique = db.kind() == sqlx::error::ErrorKind::UniqueViolation;
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let code = database_error_code(db.as_ref());
             map_database_error(&code, db.message(), unique, ctx)
         }
         sqlx::Error::PoolTimedOut => known(
@@ -202,6 +213,16 @@ pub fn map_sqlx_error(err: sqlx::Error, ctx: Option<&ErrorContext>) -> KavachErr
         sqlx::Error::Io(e) => connection_lost(&e.to_string()),
         sqlx::Error::Protocol(e) => connection_lost(&e),
         other => KavachError::database(format!("Database error: {other}")),
+    }
+}
+
+/// The database's own code for an error: SQLite's extended result code, PostgreSQL's
+/// SQLSTATE, MySQL's error number (its SQLSTATE is only a category: 1045 and 1044 are
+/// both 28000).
+pub fn database_error_code(db: &dyn sqlx::error::DatabaseError) -> String {
+    match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        Some(mysql) => mysql.number().to_string(),
+        None => db.code().map(|c| c.into_owned()).unwrap_or_default(),
     }
 }
 
@@ -258,7 +279,14 @@ pub fn map_database_error(
         "57P01" | "57P02" | "57P03" => connection_lost(message),
         // MySQL: server gone away / lost connection.
         "2006" | "2013" => connection_lost(message),
-        _ => KavachError::database(format!("Database error: {message}")),
+        // Prisma 7 reports what it does not map itself (a NUL byte in PostgreSQL text,
+        // 22021; an aborted transaction, 25P02; ...) as P2039 with the database's code.
+        "" => KavachError::database(format!("Database error: {message}")),
+        code => KavachError {
+            kind: ErrorKind::Known("P2039"),
+            message: format!("Database error. Code: `{code}`. Message: `{message}`"),
+            meta: Meta::default(),
+        },
     }
 }
 

@@ -144,7 +144,10 @@ impl NativeAdapter {
     ) -> napi::Result<Unknown<'env>> {
         let (reply, promise) = self.completer.promise(env.raw())?;
         match method(method_index) {
-            Ok(method) => self.inner.dispatch(method, args.0, Box::new(reply)),
+            Ok(method) => {
+                let reply = reply.for_method(method.name);
+                self.inner.dispatch(method, args.0, Box::new(reply))
+            }
             Err(err) => {
                 Box::new(reply).deliver(Err(err));
             }
@@ -260,7 +263,10 @@ impl NativeTransaction {
     ) -> napi::Result<Unknown<'env>> {
         let (reply, promise) = self.completer.promise(env.raw())?;
         match started(&self.tx).and_then(|tx| Ok((tx, method(method_index)?))) {
-            Ok((tx, method)) => tx.dispatch(method, args.0, Box::new(reply)),
+            Ok((tx, method)) => {
+                let reply = reply.for_method(method.name);
+                tx.dispatch(method, args.0, Box::new(reply))
+            }
             Err(err) => {
                 Box::new(reply).deliver(Err(err));
             }

@@ -321,11 +321,15 @@ pub fn json_text(value: &JsValue) -> Result<String, JsonError> {
     Ok(out)
 }
 
-/// Writes `value`; returns false where `JSON.stringify` would skip it.
+/// The largest time value a JS `Date` holds (ECMAScript's ±8.64e15 ms).
+const MAX_JS_DATE_MS: f64 = 8.64e15;
+
+/// Writes `value`; returns false where `JSON.stringify` would skip it (`undefined`).
+/// What Prisma refuses inside a Json value is refused here too: an invalid Date, a
+/// function, a symbol.
 fn write_json(value: &JsValue, out: &mut String) -> Result<bool, JsonError> {
     match value {
         JsValue::Undefined => return Ok(false),
-        JsValue::Other("function" | "symbol") => return Ok(false),
         JsValue::Other(kind) => return Err(JsonError(format!("a {kind}"))),
         JsValue::Null => out.push_str("null"),
         JsValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -334,17 +338,17 @@ fn write_json(value: &JsValue, out: &mut String) -> Result<bool, JsonError> {
         JsValue::String(s) => write_json_string(s, out),
         // Prisma serialises a BigInt inside Json as its decimal string.
         JsValue::BigInt(digits) => write_json_string(digits, out),
-        // Prisma refuses a Date inside Json that DateTime fields could not hold either.
-        JsValue::Date(ms) if ms.is_finite() && !storable_date(*ms) => {
-            return Err(JsonError(
-                "a Date beyond year 262143 (inside the JSON value)".into(),
-            ))
+        // Prisma 7 refuses the very last instant a Date holds (measured: 8.64e15 ms is
+        // refused, 8.3e15 and -8.64e15 are stored) inside Json.
+        JsValue::Date(ms) if *ms >= MAX_JS_DATE_MS => {
+            return Err(JsonError("a Date at the end of the JS date range".into()))
         }
+        // As `JSON.stringify` writes it (`toISOString`), over the whole range of a Date.
         JsValue::Date(ms) if ms.is_finite() => {
             let iso = format_iso_millis(*ms as i64).replace("+00:00", "Z");
             write_json_string(&iso, out)
         }
-        JsValue::Date(_) => out.push_str("null"),
+        JsValue::Date(_) => return Err(JsonError("an invalid Date".into())),
         JsValue::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -478,6 +482,12 @@ mod tests {
             JsValue::Date(8.64e15),
         )])]);
         assert!(json_text(&deep).is_err());
+        assert!(json_text(&JsValue::Array(vec![JsValue::Date(f64::NAN)])).is_err());
+        assert!(json_text(&JsValue::Object(vec![(
+            "f".into(),
+            JsValue::Other("function")
+        )]))
+        .is_err());
     }
 
     #[test]

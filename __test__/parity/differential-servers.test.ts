@@ -50,16 +50,6 @@ function compareKeys(call: Call, native: StepResult, prisma: StepResult): { a: s
   let tolerated = 0
   let ties = 0
   if (provider === 'postgresql' && call.kind === 'tx' && !INCLUDE.has('txabort')) {
-    // MISMATCH: in a PostgreSQL transaction, once a statement failed (P2002, P2020, ...) every
-    // later statement fails with 25P02 "current transaction is aborted". Prisma 7 maps that to
-    // PrismaClientKnownRequestError P2039; the native adapter rejects with
-    // PrismaClientUnknownRequestError and no code (the same unmapped-error difference as 'nul').
-    for (let j = 0; j < Math.min(native.inner.length, prisma.inner.length); j++) {
-      if (isError(native.inner[j], undefined, aborted) && isError(prisma.inner[j], 'P2039', /25P02/)) {
-        a[j + 1] = b[j + 1] = 'aborted transaction (txabort)'
-        tolerated++
-      }
-    }
     // MISMATCH: a nested transaction (tx.transaction(fn) inside the adapter's transaction) whose fn
     // resolves after one of its statements failed: the native adapter joins the open transaction,
     // fn's value comes back and the outer COMMIT ends the aborted transaction (PostgreSQL rolls it

@@ -249,9 +249,10 @@ export class CallGenerator {
   private serverSafe(value: string): string {
     const provider = this.options.provider ?? 'sqlite'
     if (provider === 'postgresql' && value.includes('\u0000') && !this.options.include.has('nul')) {
-      // MISMATCH: PostgreSQL rejects U+0000 in TEXT (22021) and in jsonb (22P05). Prisma 7 maps
-      // such unmapped database errors to PrismaClientKnownRequestError P2039 ("Database error.
-      // Code: `22021`..."); the native adapter rejects with PrismaClientUnknownRequestError and no code.
+      // MISMATCH: PostgreSQL rejects U+0000 in TEXT (22021) and in jsonb (22P05); both adapters
+      // report P2039 ("Database error. Code: `22021`..."). But when another value of the same call
+      // is out of range too, Prisma (parameters sent as text) hears of that one first (P2020) and
+      // the native adapter (binary parameters) of the NUL byte.
       return value.replace(/\u0000/g, '<nul>')
     }
     if (provider === 'mysql' && value.length > 191 && !this.options.include.has('toolong')) {

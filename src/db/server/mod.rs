@@ -271,17 +271,66 @@ async fn acquire_error(
     }
 }
 
+/// A failed connection attempt as Prisma 7 reports it: bad credentials P1000, a role
+/// without access P1010, an unknown database P1003, TLS P1011, else P1001. (Prisma's
+/// MariaDB adapter reports all of these as a pool timeout, P2039; the codes here are the
+/// ones it gives on PostgreSQL, and its Rust engine gave on both.)
 fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
-    let reason = match err {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
-    };
-    KavachError::connection(
-        "P1001",
-        format!(
-            "Can't reach database server at {} ({reason})",
-            server.location()
-        ),
-    )
+    let database = server.database.as_deref().unwrap_or("(not available)");
+    match err {
+        sqlx::Error::Database(db) => {
+            match crate::error::database_error_code(db.as_ref()).as_str() {
+                // PostgreSQL invalid_password; MySQL access denied (with / without password).
+                "28P01" | "1045" | "1698" => KavachError::connection(
+                    "P1000",
+                    format!(
+                        "Authentication failed against the database server, the provided database credentials for `{}` are not valid",
+                        server.user
+                    ),
+                ),
+                // PostgreSQL: no such role / no access; MySQL: no access to the database.
+                "28000" | "1044" => KavachError::connection(
+                    "P1010",
+                    format!("User was denied access on the database `{database}`"),
+                ),
+                "3D000" | "1049" => KavachError::connection(
+                    "P1003",
+                    format!("Database `{database}` does not exist on the database server"),
+                ),
+                _ => KavachError::connection(
+                    "P1001",
+                    format!(
+                        "Can't reach database server at {} ({})",
+                        server.location(),
+                        db.message()
+                    ),
+                ),
+            }
+        }
+        sqlx::Error::Tls(reason) => {
+            KavachError::connection("P1011", format!("Error opening a TLS connection: {reason}"))
+        }
+        other => {
+            let reason = match other {
+                sqlx::Error::Io(io) => io.to_string(),
+                other => other.to_string(),
+            };
+            // sqlx reports a refused handshake ("server does not support TLS") and a
+            // rejected certificate ("invalid peer certificate") as I/O or protocol errors.
+            let lower = reason.to_ascii_lowercase();
+            let code = if lower.contains("tls") || lower.contains("certificate") {
+                "P1011"
+            } else {
+                "P1001"
+            };
+            let message = match code {
+                "P1011" => format!("Error opening a TLS connection: {reason}"),
+                _ => format!(
+                    "Can't reach database server at {} ({reason})",
+                    server.location()
+                ),
+            };
+            KavachError::connection(code, message)
+        }
+    }
 }
