@@ -7,7 +7,8 @@
 //  3. a fresh project using Prisma 7 (schema = KavachOS models + a model of its own,
 //     client generated), installed with pnpm from the registry;
 //  4. `pnpm add` our tarball; the platform package comes through optionalDependencies;
-//  5. in that project: require() from CommonJS, import from ESM; tsc passes on code using
+//  5. in that project: require() from CommonJS (Prisma's error classes are the project's own),
+//     import from ESM; tsc passes on code using
 //     every method and type (also code written for @kavachos/prisma, import swapped) and
 //     fails on each misuse; the project's vitest suite passes with pool forks and threads.
 //
@@ -294,7 +295,7 @@ step(`tsc fails on each misuse (${Object.keys(misuses).join(', ')})`, () => {
 
 // ---------------------------------------------------------------------------------------
 for (const pool of ['forks', 'threads']) {
-  step(`vitest run --pool ${pool} (7 files, 4 workers at once; worker_threads inside)`, () => {
+  step(`vitest run --pool ${pool} (8 files, 4 workers at once; worker_threads inside)`, () => {
     const r = run(`vitest-${pool}`, process.execPath, [path.join(app, 'node_modules/vitest/vitest.mjs'), 'run', '--pool', pool], { cwd: app, env: { CI: '1' } })
     const summary = r.output.split('\n').filter((l) => /^\s*(Test Files|Tests)\s/.test(l)).map((l) => l.trim())
     if (!r.ok) {

@@ -2,7 +2,19 @@
 const assert = require('node:assert')
 const kavach = require('kavach-native')
 
-assert.deepStrictEqual(Object.keys(kavach).sort(), ['createAdapter', 'methodNames', 'schemaDdl', 'schemaPrisma'])
+assert.deepStrictEqual(Object.keys(kavach).sort(), [
+  'PrismaClientInitializationError',
+  'PrismaClientKnownRequestError',
+  'PrismaClientRustPanicError',
+  'PrismaClientUnknownRequestError',
+  'PrismaClientValidationError',
+  'createAdapter',
+  'methodNames',
+  'schemaDdl',
+  'schemaPrisma',
+])
+// Prisma's error classes are the project's own @prisma/client's (it resolves from here).
+assert.strictEqual(kavach.PrismaClientKnownRequestError, require('@prisma/client').Prisma.PrismaClientKnownRequestError)
 async function main() {
   const db = kavach.createAdapter(':memory:')
   const now = new Date()
