@@ -1423,9 +1423,35 @@ export interface AdapterOptions {
  * `mysql://user:pass@host:3306/db` (Prisma's URL parameters apply). Synchronous; connects on first use.
  */
 export declare function createAdapter(url: string, options?: AdapterOptions): KavachNativeAdapter
+/**
+ * What `createAdapter` needs of a Prisma client (its provider is read from it at run time): a PrismaClient, plain or `$extends`-ed, or
+ * the `tx` of an interactive `$transaction` (calls then run in that transaction). Its raw
+ * query methods run every statement; it is never connected, disconnected or migrated.
+ */
+export interface PrismaClientLike {
+  $queryRawUnsafe(query: string, ...values: any[]): PromiseLike<unknown>
+  $executeRawUnsafe(query: string, ...values: any[]): PromiseLike<number>
+}
+export interface ClientAdapterOptions {
+  /** SQLite: how DateTime columns hold dates (default 'iso8601', Prisma 7's). */
+  timestampFormat?: 'iso8601' | 'unixepoch-ms' | 'unixepoch-s'
+}
+/**
+ * Opens an adapter on the app's own Prisma client (SQLite, PostgreSQL, MySQL/MariaDB): the same
+ * results as on a URL, each statement run by the client; on a transaction client, in its
+ * transaction, and `transaction(fn)` joins it. `connect()` and `close()` leave the client alone.
+ */
+export declare function createAdapter(client: PrismaClientLike, options?: ClientAdapterOptions): KavachNativeAdapter
 /** The KavachOS models as a Prisma schema, to merge into your own. */
 export declare function schemaPrisma(): string
 /** The DDL the adapter runs to create every missing table. */
 export declare function schemaDdl(provider: 'sqlite' | 'postgresql' | 'mysql'): string[]
 /** The adapter's method names. */
 export declare function methodNames(): string[]
+/** Prisma's error classes, which every error is an instance of: the app's @prisma/client's when
+ * it resolves (from the working directory or the main module), else look-alikes of kavach-native. */
+export declare const PrismaClientKnownRequestError: new (...args: any[]) => Error & { code?: string; meta?: Record<string, unknown>; clientVersion: string }
+export declare const PrismaClientUnknownRequestError: new (...args: any[]) => Error & { code?: string; meta?: Record<string, unknown>; clientVersion: string }
+export declare const PrismaClientValidationError: new (...args: any[]) => Error & { code?: string; meta?: Record<string, unknown>; clientVersion: string }
+export declare const PrismaClientInitializationError: new (...args: any[]) => Error & { code?: string; meta?: Record<string, unknown>; clientVersion: string }
+export declare const PrismaClientRustPanicError: new (...args: any[]) => Error & { code?: string; meta?: Record<string, unknown>; clientVersion: string }
