@@ -9,21 +9,27 @@ afterEach(async () => {
   await dropFreshDatabases()
 })
 
-/** Kills every server session of the given database user except our own probe. */
+/** This file's PostgreSQL sessions carry their own application_name, so that killing them
+ * leaves alone the adapters of the test files running beside it. */
+const APP_NAME = `kavach-native-servers-test-${process.pid}`
+
+/** Kills every server session of this file's adapters. */
 async function killSessions() {
   if (provider === 'postgresql') {
     const { Client } = await import('pg')
     const client = new Client({ connectionString: serverUrl() })
     await client.connect()
     const { rows } = await client.query(
-      "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = 'kavach-native' AND pid <> pg_backend_pid()",
+      'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()',
+      [APP_NAME],
     )
     await client.end()
     return rows.length
   }
   const mysql = await import('mysql2/promise')
   const conn = await mysql.createConnection(serverUrl())
-  const [rows] = (await conn.query("SELECT id FROM information_schema.processlist WHERE db LIKE 'kt\\\\_%' AND id <> CONNECTION_ID()")) as any
+  // Only the sessions on this test's own database: other files' adapters run beside it.
+  const [rows] = (await conn.query('SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()', [lastCreated().name])) as any
   for (const { id } of rows) await conn.query(`KILL CONNECTION ${id}`).catch(() => {})
   await conn.end()
   return rows.length
@@ -57,7 +63,7 @@ function proxy(target: URL) {
 
 describe(`${provider} server`, () => {
   it('recovers when its connections are terminated mid-run', async () => {
-    const db = await freshAdapter({ connection_limit: '3' })
+    const db = await freshAdapter({ connection_limit: '3', ...(provider === 'postgresql' ? { application_name: APP_NAME } : {}) })
     await Promise.all(Array.from({ length: 6 }, (_, i) => db.createUser(make.user({ id: `before-${i}` }))))
     expect(await killSessions()).toBeGreaterThan(0)
     const users = await Promise.all(Array.from({ length: 6 }, (_, i) => db.findUserById(`before-${i}`)))
