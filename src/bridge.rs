@@ -241,27 +241,18 @@ impl ClientBridge {
         args: JsArgs,
     ) -> napi::Result<Unknown<'env>> {
         let env = env.raw();
-        let planned = METHODS
-            .get(method_index as usize)
-            .ok_or_else(|| {
-                KavachError::database(format!("no adapter method has index {method_index}"))
-            })
-            .and_then(|method| plan_for(method, &args.0, self.dialect, Channel::PrismaClient));
-        let plan = match planned {
+        let method = match crate::method(method_index) {
+            Ok(method) => method,
+            Err(err) => return self.finished(env, Err(err), None),
+        };
+        let plan = match plan_for(method, &args.0, self.dialect, Channel::PrismaClient) {
             Ok(plan) => plan,
-            Err(err) => {
-                let err = match METHODS.get(method_index as usize) {
-                    Some(method) => err.in_method(method.name),
-                    None => err,
-                };
-                return self.finished(env, Err(err), None);
-            }
+            Err(err) => return self.finished(env, Err(err.in_method(method.name)), None),
         };
         // A read of at most one row by its keys can share a statement with other such reads
         // of its method (see `fold`).
         let fold = match plan.expect == Expect::Optional && !plan.is_compound() {
-            true => fold_keys(&METHODS[method_index as usize], &args.0, self.dialect)
-                .map(|keys| (method_index, keys)),
+            true => fold_keys(method, &args.0, self.dialect).map(|keys| (method_index, keys)),
             false => None,
         };
         let first = FirstStep {
@@ -279,7 +270,7 @@ impl ClientBridge {
             exchange,
             running: None,
             fold,
-            method: METHODS[method_index as usize].name,
+            method: method.name,
         };
         self.drive(env, id, call, Some(first), None)
     }
