@@ -156,7 +156,7 @@ async function runOne(call, i) {
           ? async (tx) => {
               fnRan = true
               await tx.createAuditLog(auditLog(txId))
-              throw (fnError = new FnError('fn throws'))
+              throw new FnError('fn throws')
             }
           : call.fnKind === 'nested'
             ? async (tx) => {
@@ -165,7 +165,20 @@ async function runOne(call, i) {
                 return txId
               }
             : 'not a function'
-    invoked = invoke(db, 'transaction', call.options === undefined ? [fn] : [fn, call.options])
+    // Whatever escapes fn (its own FnError, or a call inside it that rejected, e.g. P2028 when
+    // timeout 0 expires before the first write) is what transaction() must reject with.
+    const watched =
+      typeof fn === 'function'
+        ? async (tx) => {
+            try {
+              return await fn(tx)
+            } catch (escaped) {
+              fnError = escaped
+              throw escaped
+            }
+          }
+        : fn
+    invoked = invoke(db, 'transaction', call.options === undefined ? [watched] : [watched, call.options])
   } else {
     invoked = invoke(db, call.method, call.args)
   }
@@ -192,7 +205,7 @@ async function runOne(call, i) {
     }
   }
   const ms = Date.now() - started
-  const callersOwn = error instanceof GetterError || error instanceof FnError
+  const callersOwn = error instanceof GetterError || error instanceof FnError || (fnError !== undefined && error === fnError)
   if (outcome === 'rejected' || outcome === 'sync-throw') {
     if (!(error instanceof Error)) v('not-an-error', describe(error))
     else if (!callersOwn) {
