@@ -10,22 +10,27 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import * as L from './lib.mjs'
 import * as S from './servers.mjs'
 
+// --scale: tables of production size, each call compared with its figure at the default 10k rows.
+const SCALE_ROWS = 1_000_000
+const BASE_ROWS = 10_000
+
 const SPEC = {
   quick: { type: 'flag', help: 'smoke run of about 30 s (short phases; does not rewrite RESULTS.md unless --results is given)' },
   reps: { type: 'number', default: 5, help: 'repetitions of every (operation, contender) pair' },
   synchronous: { type: 'string', default: 'full', help: 'SQLite: PRAGMA synchronous for Prisma and the raw driver: full | normal' },
-  rows: { type: 'number', default: 10000, help: 'rows seeded in agents, audit logs and trust scores' },
+  rows: { type: 'number', default: BASE_ROWS, help: 'rows seeded in agents, audit logs and trust scores' },
   inflight: { type: 'number', default: 64, help: 'calls kept in flight during the load phase' },
   seqMs: { type: 'number', default: 600, help: 'duration of each sequential phase, ms' },
   loadMs: { type: 'number', default: 900, help: 'duration of each load phase, ms' },
   warmupMs: { type: 'number', default: 150, help: 'warm-up before each phase pair, ms' },
   ops: { type: 'string', default: '', help: 'comma-separated subset of operations (default: all)' },
-  contenders: { type: 'string', default: 'native,prisma,bridge,raw', help: 'comma-separated subset of native, prisma, bridge (kavach-native on the prisma contender\'s client), raw' },
+  contenders: { type: 'string', help: 'comma-separated subset of native, prisma, bridge (kavach-native on the prisma contender\'s client), raw, peer (servers: postgres.js / mysql2); default all' },
   db: { type: 'string', default: path.join(L.BENCH_DIR, '.data', 'bench.db'), help: 'SQLite file (recreated and seeded at start)' },
   results: { type: 'string', default: undefined, help: 'where to write the Markdown results (default bench/RESULTS.md; none with --quick)' },
   pg: { type: 'string', default: undefined, help: 'run on PostgreSQL instead: base URL; a fresh schema is created in its database and dropped at the end' },
   mysql: { type: 'string', default: undefined, help: 'run on MySQL/MariaDB instead: base URL; a fresh database is created on the server and dropped at the end' },
   pool: { type: 'number', default: 4, help: 'servers: connections in the pool of every contender' },
+  scale: { type: 'flag', help: `production-size tables: --rows ${SCALE_ROWS} (agents, audit logs, trust scores); compared with the last full run at 10k rows` },
   help: { type: 'flag', help: 'show this help' },
 }
 
@@ -42,6 +47,7 @@ if (args.quick) {
   args.warmupMs = Math.min(args.warmupMs, 40)
   args.rows = Math.min(args.rows, 10000)
 }
+if (args.scale) args.rows = SCALE_ROWS
 const SYNC = String(args.synchronous).toUpperCase()
 if (!['FULL', 'NORMAL'].includes(SYNC)) { console.error('--synchronous must be full or normal'); process.exit(2) }
 if (!(args.reps >= 1)) { console.error('--reps must be >= 1'); process.exit(2) }
@@ -123,9 +129,14 @@ const WRITES = new Set(['createAuditLog', 'upsertTrustScore', 'transaction'])
 
 const opNames = args.ops ? args.ops.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(OPS)
 for (const op of opNames) if (!OPS[op]) { console.error(`unknown operation '${op}'; known: ${Object.keys(OPS).join(', ')}`); process.exit(2) }
-const CONTENDER_LABEL = { native: 'native', prisma: 'prisma7', bridge: 'bridge', raw: { sqlite: 'raw', postgresql: 'raw pg', mysql: 'raw mariadb' }[PROVIDER] }
-const contenderNames = args.contenders.split(',').map((s) => s.trim()).filter(Boolean)
-for (const c of contenderNames) if (!CONTENDER_LABEL[c]) { console.error(`unknown contender '${c}'; known: native, prisma, bridge, raw`); process.exit(2) }
+const CONTENDER_LABEL = {
+  native: 'native', prisma: 'prisma7', bridge: 'bridge',
+  raw: { sqlite: 'raw', postgresql: 'raw pg', mysql: 'raw mariadb' }[PROVIDER],
+  // A second plain driver on the servers: the fastest known one besides the raw driver.
+  ...(PROVIDER === 'sqlite' ? {} : { peer: { postgresql: 'postgres.js', mysql: 'mysql2' }[PROVIDER] }),
+}
+const contenderNames = (args.contenders ?? Object.keys(CONTENDER_LABEL).join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+for (const c of contenderNames) if (!CONTENDER_LABEL[c]) { console.error(`unknown contender '${c}'; known: ${Object.keys(CONTENDER_LABEL).join(', ')}`); process.exit(2) }
 // The bridge runs on the prisma contender's client: open that one too (it is measured only if asked for).
 const openNames = contenderNames.includes('bridge') && !contenderNames.includes('prisma') ? ['prisma', ...contenderNames] : contenderNames
 
@@ -331,7 +342,7 @@ const has = (c) => contenderNames.includes(c)
 const ratioHead = ['operation', 'vs', 'sequential speed', 'ops/s @' + args.inflight, 'JS-thread CPU']
 const ratioRows = []
 for (const op of opNames) {
-  for (const [mine, other] of [['native', 'prisma'], ['native', 'raw'], ['bridge', 'prisma']]) {
+  for (const [mine, other] of [['native', 'prisma'], ['native', 'raw'], ['native', 'peer'], ['bridge', 'prisma']]) {
     if (!has(mine) || !has(other)) continue
     ratioRows.push([op, `${CONTENDER_LABEL[mine]} vs ${CONTENDER_LABEL[other]}`,
       ratio(med(op, other, 'seqUs') / med(op, mine, 'seqUs')),
@@ -387,12 +398,68 @@ if (has('native') && has('prisma')) {
   }
 }
 
+// Issue 15: against the fastest plain driver of each database.
+if (PROVIDER === 'postgresql' && has('native') && has('peer')) {
+  if (opNames.includes('findAgentById')) {
+    const us = med('findAgentById', 'native', 'seqUs'), peerUs = med('findAgentById', 'peer', 'seqUs')
+    target('PostgreSQL findAgentById sequential ≤ postgres.js', `${fmt(us)} µs vs ${fmt(peerUs)} µs`, us <= peerUs)
+  }
+  for (const op of POINT_READS) {
+    const x = med(op, 'native', 'opsPerSec') / med(op, 'peer', 'opsPerSec')
+    target(`PostgreSQL point read ${op} @${args.inflight} ≥ 1.5× postgres.js`, ratio(x), x >= 1.5)
+  }
+  for (const op of ['createAuditLog', 'upsertTrustScore'].filter((o) => opNames.includes(o))) {
+    const x = med(op, 'native', 'opsPerSec') / med(op, 'peer', 'opsPerSec')
+    target(`PostgreSQL ${op} @${args.inflight} ≥ 1.2× postgres.js`, ratio(x), x >= 1.2)
+  }
+}
+if (PROVIDER === 'mysql' && has('native') && (has('raw') || has('peer'))) {
+  for (const op of [...POINT_READS, 'createAuditLog', 'upsertTrustScore'].filter((o) => opNames.includes(o))) {
+    const rivals = ['raw', 'peer'].filter(has)
+    const best = rivals.reduce((a, b) => (med(op, a, 'opsPerSec') >= med(op, b, 'opsPerSec') ? a : b))
+    const x = med(op, 'native', 'opsPerSec') / med(op, best, 'opsPerSec')
+    target(`MariaDB ${op} @${args.inflight} ≥ 1.2× the faster of ${rivals.map((r) => CONTENDER_LABEL[r]).join(' and ')}`, `${ratio(x)} (vs ${CONTENDER_LABEL[best]})`, x >= 1.2)
+  }
+}
+if (PROVIDER === 'sqlite' && has('native')) {
+  if (has('prisma') && opNames.includes('transaction')) {
+    const seq = med('transaction', 'prisma', 'seqUs') / med('transaction', 'native', 'seqUs')
+    const load = med('transaction', 'native', 'opsPerSec') / med('transaction', 'prisma', 'opsPerSec')
+    target('SQLite transaction ≥ 4× Prisma 7 (sequential, @' + args.inflight + ')', `${ratio(seq)}, ${ratio(load)}`, both(seq >= 4, load >= 4))
+  }
+  if (has('raw')) {
+    for (const op of POINT_READS) {
+      const x = med(op, 'native', 'opsPerSec') / med(op, 'raw', 'opsPerSec')
+      target(`SQLite point read ${op} @${args.inflight} ≥ 1× raw better-sqlite3`, ratio(x), x >= 1)
+    }
+  }
+}
+
 // Issue 12: through the same client, the bridge is not slower than @kavachos/prisma on it.
 if (has('bridge') && has('prisma')) {
   for (const op of opNames) {
     const seq = med(op, 'prisma', 'seqUs') / med(op, 'bridge', 'seqUs')
     const load = med(op, 'bridge', 'opsPerSec') / med(op, 'prisma', 'opsPerSec')
     target(`${op}: bridge ≥ Prisma 7 on the same client (sequential, @${args.inflight})`, `${ratio(seq)}, ${ratio(load)}`, both(seq >= 1, load >= 1))
+  }
+}
+
+// Every full run at the default size keeps its medians; a --scale run compares with them (issue 15).
+const mediansFile = path.join(L.BENCH_DIR, '.data', `medians-${PROVIDER}.json`)
+const medians = Object.fromEntries(opNames.map((op) => [op, Object.fromEntries(contenderNames.map((c) => [c, { seqUs: med(op, c, 'seqUs'), opsPerSec: med(op, c, 'opsPerSec') }]))]))
+if (!args.scale && !args.quick && args.rows === BASE_ROWS) {
+  fs.mkdirSync(path.dirname(mediansFile), { recursive: true })
+  fs.writeFileSync(mediansFile, JSON.stringify({ at: new Date().toISOString(), rows: BASE_ROWS, medians }, null, 1))
+}
+if (args.scale && has('native')) {
+  const base = fs.existsSync(mediansFile) ? JSON.parse(fs.readFileSync(mediansFile, 'utf8')) : null
+  if (!base) log(`no ${path.relative(process.cwd(), mediansFile)} yet: run \`npm run bench\` (same provider) at ${BASE_ROWS} rows first to compare`)
+  for (const op of opNames) {
+    const then = base?.medians?.[op]?.native
+    const seq = then && medians[op].native.seqUs / then.seqUs
+    const load = then && then.opsPerSec / medians[op].native.opsPerSec
+    target(`${op} at ${args.rows.toLocaleString('en-US')} rows within 2× of ${BASE_ROWS.toLocaleString('en-US')} rows (sequential, @${args.inflight}; slowdown)`,
+      then ? `${ratio(seq)}, ${ratio(load)}` : 'no 10k-row run', then ? both(seq <= 2, load <= 2) : undefined)
   }
 }
 
@@ -461,15 +528,18 @@ for (const op of opNames) for (const c of contenderNames) {
 
 // RESULTS.md holds one section per provider between markers; a run rewrites its own section and
 // keeps the others, and whatever follows END_MARK (notes written by hand) stays as it is.
-const SECTIONS = [['sqlite', 'SQLite'], ['postgresql', 'PostgreSQL'], ['mysql', 'MySQL / MariaDB']]
+const SECTIONS = [['sqlite', 'SQLite'], ['postgresql', 'PostgreSQL'], ['mysql', 'MySQL / MariaDB'],
+  ['sqlite-scale', `SQLite at ${SCALE_ROWS.toLocaleString('en-US')} rows`], ['postgresql-scale', `PostgreSQL at ${SCALE_ROWS.toLocaleString('en-US')} rows`],
+  ['mysql-scale', `MySQL / MariaDB at ${SCALE_ROWS.toLocaleString('en-US')} rows`]]
+const SECTION = args.scale ? `${PROVIDER}-scale` : PROVIDER
 const END_MARK = '<!-- end of generated sections: text below is kept by every run -->'
 const begin = (p) => `<!-- section ${p} -->`
 const end = (p) => `<!-- /section ${p} -->`
 
 if (resultsFile) {
-  const title = SECTIONS.find(([p]) => p === PROVIDER)[1]
+  const title = SECTIONS.find(([p]) => p === SECTION)[1]
   const section = [
-    begin(PROVIDER),
+    begin(SECTION),
     `## ${title}`,
     '',
     `Latest run: ${new Date().toISOString()}, \`npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\`.`,
@@ -491,10 +561,10 @@ if (resultsFile) {
     '',
     table(ratioHead, ratioRows, true),
     '',
-    '### Targets (issue 5)',
+    '### Targets (issues 5, 12, 15)',
     '',
     table(['target', 'measured (median)', 'verdict'], targetRows, true),
-    end(PROVIDER),
+    end(SECTION),
   ].join('\n')
   const old = fs.existsSync(resultsFile) ? fs.readFileSync(resultsFile, 'utf8') : ''
   const kept = {}
@@ -502,7 +572,7 @@ if (resultsFile) {
     const a = old.indexOf(begin(p)), b = old.indexOf(end(p))
     if (a >= 0 && b > a) kept[p] = old.slice(a, b + end(p).length)
   }
-  kept[PROVIDER] = section
+  kept[SECTION] = section
   const tailAt = old.indexOf(END_MARK)
   const tail = tailAt >= 0 ? old.slice(tailAt + END_MARK.length).replace(/^\n+/, '') : ''
   const md = [

@@ -38,12 +38,14 @@ function* seedRows(rows) {
 
 const json = (v) => (v === undefined || v === null ? null : JSON.stringify(v))
 const time = (v) => (v == null ? null : serverTime(v instanceof Date ? v : new Date(v)))
-const agentValues = (a) => [a.id, a.ownerId, a.tenantId ?? null, a.name, a.type, a.status ?? 'active', a.tokenHash, a.tokenPrefix,
-  time(a.expiresAt), time(a.lastActiveAt), json(a.metadata), time(a.createdAt), time(a.updatedAt)]
-const logValues = (l) => [l.id, l.agentId, l.userId, l.action, l.resource, json(l.parameters), l.result, l.reason ?? null,
+// `enc` encodes a Json value: text for drivers that bind it as text, the value itself for postgres.js
+// (which serialises json/jsonb parameters by their type).
+const agentValues = (a, enc = json) => [a.id, a.ownerId, a.tenantId ?? null, a.name, a.type, a.status ?? 'active', a.tokenHash, a.tokenPrefix,
+  time(a.expiresAt), time(a.lastActiveAt), enc(a.metadata), time(a.createdAt), time(a.updatedAt)]
+const logValues = (l, enc = json) => [l.id, l.agentId, l.userId, l.action, l.resource, enc(l.parameters), l.result, l.reason ?? null,
   Math.trunc(l.durationMs), l.tokensCost ?? null, l.ip ?? null, l.userAgent ?? null, time(l.timestamp)]
-const scoreValues = (t) => [t.agentId, t.score, t.level, json(t.factors), time(t.computedAt)]
-const permissionValues = (p) => [p.id, p.agentId, p.resource, json(p.actions), json(p.constraints), time(p.createdAt)]
+const scoreValues = (t, enc = json) => [t.agentId, t.score, t.level, enc(t.factors), time(t.computedAt)]
+const permissionValues = (p, enc = json) => [p.id, p.agentId, p.resource, enc(p.actions), enc(p.constraints), time(p.createdAt)]
 
 /** A name for this run's schema / database: unique, lower case, safe unquoted in both servers. */
 const APP = 'kavach-bench-'
@@ -148,34 +150,19 @@ export async function postgres(baseUrl, { rows, pool, log, clientDir }) {
     return adapter
   }
 
+  const sql = statements('postgresql')
   // The raw driver: a pg Pool of the same size, search_path set to the schema, plain
   // parameterised queries (unnamed statements, as pool.query(text, values) sends them).
   const makeRaw = () => {
     const p = new pg.Pool({ connectionString: baseUrl, max: pool, options: `-c search_path=${schema}`, application_name: `${APP}raw` })
-    const agentSql = `INSERT INTO kavach_agents (${AGENT_COLS}) VALUES (${ph(13)}) RETURNING ${AGENT_COLS}`
-    const permissionSql = `INSERT INTO kavach_permissions (${PERMISSION_COLS}) VALUES (${ph(6)}) RETURNING ${PERMISSION_COLS}`
-    const one = async (text, values) => (await p.query(text, values)).rows[0] ?? null
-    const all = async (text, values) => (await p.query(text, values)).rows
-    return {
-      findAgentById: (id) => one(`SELECT ${AGENT_COLS} FROM kavach_agents WHERE id = $1 LIMIT 1`, [id]),
-      findAgentByTokenHash: (hash) => one(`SELECT ${AGENT_COLS} FROM kavach_agents WHERE token_hash = $1 LIMIT 1`, [hash]),
-      listAgents: (f) => all(`SELECT ${AGENT_COLS} FROM kavach_agents WHERE owner_id = $1 ORDER BY created_at DESC`, [f.ownerId]),
-      queryAuditLogs: (f) => all(`SELECT ${LOG_COLS} FROM kavach_audit_logs WHERE agent_id = $1 AND "timestamp" >= $2
-        ORDER BY "timestamp" DESC LIMIT $3 OFFSET $4`, [f.agentId, time(f.since), f.limit ?? 100, f.offset ?? 0]),
-      createAuditLog: (l) => one(`INSERT INTO kavach_audit_logs (${LOG_COLS}) VALUES (${ph(13)}) RETURNING ${LOG_COLS}`, logValues(l)),
-      upsertTrustScore: (t) => one(`INSERT INTO kavach_trust_scores (${SCORE_COLS}) VALUES (${ph(5)}) ON CONFLICT (agent_id) DO UPDATE
-        SET score = excluded.score, level = excluded.level, factors = excluded.factors, computed_at = excluded.computed_at
-        RETURNING ${SCORE_COLS}`, scoreValues(t)),
+    return driverContender(sql, {
+      rows: async (text, values) => (await p.query(text, values)).rows,
       // Interactive: one pooled client holds BEGIN ... COMMIT across the awaits.
-      transaction: async (fn) => {
+      interactive: async (body) => {
         const client = await p.connect()
         try {
           await client.query('BEGIN')
-          const tx = {
-            createAgent: async (a) => (await client.query(agentSql, agentValues(a))).rows[0],
-            createPermission: async (x) => (await client.query(permissionSql, permissionValues(x))).rows[0],
-          }
-          const result = await fn(tx)
+          const result = await body(async (text, values) => (await client.query(text, values)).rows)
           await client.query('COMMIT')
           return result
         } catch (e) {
@@ -184,7 +171,20 @@ export async function postgres(baseUrl, { rows, pool, log, clientDir }) {
         } finally { client.release() }
       },
       close: () => p.end(),
-    }
+    })
+  }
+
+  // The peer: postgres.js, a pool of the same size; it prepares named statements (its default)
+  // and pipelines queries on each connection.
+  const makePeer = () => {
+    const postgresJs = require('postgres')
+    const db = postgresJs(baseUrl, { max: pool, connection: { search_path: schema, application_name: `${APP}peer` }, types: {}, onnotice: () => {} })
+    return driverContender(sql, {
+      rows: (text, values) => db.unsafe(text, values),
+      json: (v) => v ?? null,
+      interactive: (body) => db.begin((tx) => body((text, values) => tx.unsafe(text, values))),
+      close: () => db.end({ timeout: 5 }),
+    })
   }
 
   const cleanup = async () => {
@@ -197,7 +197,7 @@ export async function postgres(baseUrl, { rows, pool, log, clientDir }) {
     provider: 'postgresql',
     where: `schema ${schema} of ${redact(url)}`,
     ddl: "schemaDdl('postgresql')",
-    make: { native: makeNative, prisma: makePrisma, raw: makeRaw },
+    make: { native: makeNative, prisma: makePrisma, raw: makeRaw, peer: makePeer },
     cleanup,
     serverCpuNs: pgBackendCpuMeter(admin, APP),
     serverCpuNote: 'Server CPU = user + system time (/proc/<pid>/stat, 10 ms ticks) of the PostgreSQL backends serving the three pools ' +
@@ -257,34 +257,18 @@ export async function mysql(baseUrl, { rows, pool, log, clientDir }) {
     return adapter
   }
 
+  const sql = statements('mysql')
   // The raw driver: a mariadb pool of the same size, binary protocol (pool.execute, which keeps
   // prepared statements per connection), MariaDB's INSERT ... RETURNING for the writes.
   const makeRaw = () => {
     const p = mariadb.createPool({ ...conn, database, connectionLimit: pool })
-    const q = (n) => Array(n).fill('?').join(',')
-    const agentSql = `INSERT INTO kavach_agents (${AGENT_COLS}) VALUES (${q(13)}) RETURNING ${AGENT_COLS}`
-    const permissionSql = `INSERT INTO kavach_permissions (${PERMISSION_COLS}) VALUES (${q(6)}) RETURNING ${PERMISSION_COLS}`
-    const one = async (sql, values) => (await p.execute(sql, values))[0] ?? null
-    const all = async (sql, values) => [...(await p.execute(sql, values))]
-    return {
-      findAgentById: (id) => one(`SELECT ${AGENT_COLS} FROM kavach_agents WHERE id = ? LIMIT 1`, [id]),
-      findAgentByTokenHash: (hash) => one(`SELECT ${AGENT_COLS} FROM kavach_agents WHERE token_hash = ? LIMIT 1`, [hash]),
-      listAgents: (f) => all(`SELECT ${AGENT_COLS} FROM kavach_agents WHERE owner_id = ? ORDER BY created_at DESC`, [f.ownerId]),
-      queryAuditLogs: (f) => all(`SELECT ${LOG_COLS} FROM kavach_audit_logs WHERE agent_id = ? AND \`timestamp\` >= ?
-        ORDER BY \`timestamp\` DESC LIMIT ? OFFSET ?`, [f.agentId, time(f.since), f.limit ?? 100, f.offset ?? 0]),
-      createAuditLog: (l) => one(`INSERT INTO kavach_audit_logs (${LOG_COLS}) VALUES (${q(13)}) RETURNING ${LOG_COLS}`, logValues(l)),
-      upsertTrustScore: (t) => one(`INSERT INTO kavach_trust_scores (${SCORE_COLS}) VALUES (${q(5)}) ON DUPLICATE KEY UPDATE
-        score = VALUES(score), level = VALUES(level), factors = VALUES(factors), computed_at = VALUES(computed_at)
-        RETURNING ${SCORE_COLS}`, scoreValues(t)),
-      transaction: async (fn) => {
+    return driverContender(sql, {
+      rows: async (text, values) => [...(await p.execute(text, values))],
+      interactive: async (body) => {
         const c = await p.getConnection()
         try {
           await c.beginTransaction()
-          const tx = {
-            createAgent: async (a) => (await c.execute(agentSql, agentValues(a)))[0],
-            createPermission: async (x) => (await c.execute(permissionSql, permissionValues(x)))[0],
-          }
-          const result = await fn(tx)
+          const result = await body(async (text, values) => [...(await c.execute(text, values))])
           await c.commit()
           return result
         } catch (e) {
@@ -293,7 +277,30 @@ export async function mysql(baseUrl, { rows, pool, log, clientDir }) {
         } finally { await c.release() }
       },
       close: () => p.end(),
-    }
+    })
+  }
+
+  // The peer: mysql2, a pool of the same size, `execute` (binary protocol, statements prepared
+  // and cached per connection), the same SQL.
+  const makePeer = () => {
+    const mysql2 = require('mysql2/promise')
+    const p = mysql2.createPool({ ...conn, database, connectionLimit: pool, dateStrings: false, timezone: 'Z' })
+    return driverContender(sql, {
+      rows: async (text, values) => (await p.execute(text, values))[0],
+      interactive: async (body) => {
+        const c = await p.getConnection()
+        try {
+          await c.beginTransaction()
+          const result = await body(async (text, values) => (await c.execute(text, values))[0])
+          await c.commit()
+          return result
+        } catch (e) {
+          await c.rollback().catch(() => {})
+          throw e
+        } finally { c.release() }
+      },
+      close: () => p.end(),
+    })
   }
 
   const cleanup = async () => {
@@ -306,7 +313,7 @@ export async function mysql(baseUrl, { rows, pool, log, clientDir }) {
     provider: 'mysql',
     where: `database ${database} on ${redact(url)}`,
     ddl: "schemaDdl('mysql')",
-    make: { native: makeNative, prisma: makePrisma, raw: makeRaw },
+    make: { native: makeNative, prisma: makePrisma, raw: makeRaw, peer: makePeer },
     cleanup,
     serverCpuNs: processCpuMeter(['mariadbd', 'mysqld']),
     serverCpuNote: 'Server CPU = user + system time (/proc/<pid>/stat, 10 ms ticks) of the whole mariadbd process during the load phase, ' +
@@ -326,7 +333,52 @@ export async function mysql(baseUrl, { rows, pool, log, clientDir }) {
 
 // ---------------------------------------------------------------- helpers
 
-const ph = (n) => Array.from({ length: n }, (_, k) => `$${k + 1}`).join(',')
+/** The benchmark's SQL for the raw driver and the peer of a server: same statements, that dialect's placeholders. */
+function statements(provider) {
+  const pgStyle = provider === 'postgresql'
+  const ph = (n) => Array.from({ length: n }, (_, k) => (pgStyle ? `$${k + 1}` : '?')).join(',')
+  const ts = pgStyle ? '"timestamp"' : '`timestamp`'
+  const upsert = pgStyle
+    ? `ON CONFLICT (agent_id) DO UPDATE SET score = excluded.score, level = excluded.level, factors = excluded.factors, computed_at = excluded.computed_at`
+    : `ON DUPLICATE KEY UPDATE score = VALUES(score), level = VALUES(level), factors = VALUES(factors), computed_at = VALUES(computed_at)`
+  const [p1, p2, p3, p4] = pgStyle ? ['$1', '$2', '$3', '$4'] : ['?', '?', '?', '?']
+  return {
+    findAgentById: `SELECT ${AGENT_COLS} FROM kavach_agents WHERE id = ${p1} LIMIT 1`,
+    findAgentByTokenHash: `SELECT ${AGENT_COLS} FROM kavach_agents WHERE token_hash = ${p1} LIMIT 1`,
+    listAgents: `SELECT ${AGENT_COLS} FROM kavach_agents WHERE owner_id = ${p1} ORDER BY created_at DESC`,
+    queryAuditLogs: `SELECT ${LOG_COLS} FROM kavach_audit_logs WHERE agent_id = ${p1} AND ${ts} >= ${p2} ORDER BY ${ts} DESC LIMIT ${p3} OFFSET ${p4}`,
+    createAuditLog: `INSERT INTO kavach_audit_logs (${LOG_COLS}) VALUES (${ph(13)}) RETURNING ${LOG_COLS}`,
+    upsertTrustScore: `INSERT INTO kavach_trust_scores (${SCORE_COLS}) VALUES (${ph(5)}) ${upsert} RETURNING ${SCORE_COLS}`,
+    createAgent: `INSERT INTO kavach_agents (${AGENT_COLS}) VALUES (${ph(13)}) RETURNING ${AGENT_COLS}`,
+    createPermission: `INSERT INTO kavach_permissions (${PERMISSION_COLS}) VALUES (${ph(6)}) RETURNING ${PERMISSION_COLS}`,
+  }
+}
+
+/**
+ * A plain-driver contender from the SQL above and three driver functions: `rows(text, values)`,
+ * `interactive(body)` (BEGIN, body(run), COMMIT; ROLLBACK when it throws), `close()`, and optionally
+ * `json(value)`, how a Json value is bound (default: as text).
+ */
+function driverContender(sql, driver) {
+  const enc = driver.json ?? json
+  const one = async (text, values) => (await driver.rows(text, values))[0] ?? null
+  return {
+    findAgentById: (id) => one(sql.findAgentById, [id]),
+    findAgentByTokenHash: (hash) => one(sql.findAgentByTokenHash, [hash]),
+    listAgents: (f) => driver.rows(sql.listAgents, [f.ownerId]),
+    queryAuditLogs: (f) => driver.rows(sql.queryAuditLogs, [f.agentId, time(f.since), f.limit ?? 100, f.offset ?? 0]),
+    createAuditLog: (l) => one(sql.createAuditLog, logValues(l, enc)),
+    upsertTrustScore: (t) => one(sql.upsertTrustScore, scoreValues(t, enc)),
+    transaction: (fn) =>
+      driver.interactive((run) =>
+        fn({
+          createAgent: async (a) => (await run(sql.createAgent, agentValues(a, enc)))[0],
+          createPermission: async (x) => (await run(sql.createPermission, permissionValues(x, enc)))[0],
+        }),
+      ),
+    close: driver.close,
+  }
+}
 
 function redact(url) {
   const u = new URL(url)
