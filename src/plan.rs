@@ -113,10 +113,11 @@ pub fn plan_for(
             builder.select(&conds, order, paging);
             Expect::Many
         }
-        Shape::Create if channel == Channel::PrismaClient && !dialect.supports_returning() => {
-            // Through a client, MySQL's read-back would take a transaction of its own
-            // (BEGIN, INSERT, SELECT, COMMIT). The row is what was written: every value is
-            // given or defaulted here (the differential test checks it against a read-back).
+        Shape::Create if !dialect.supports_returning() => {
+            // MySQL's read-back would take a transaction of its own (BEGIN, INSERT, SELECT,
+            // COMMIT: four round trips). The row is what was written: every value is given or
+            // defaulted here (the differential tests check it against a read-back, over sqlx
+            // and through a client).
             let row = builder.record()?;
             builder.insert(&row, None);
             let mut cells = vec![Value::Null; model.fields.len()];
