@@ -297,14 +297,19 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
                     "P1003",
                     format!("Database `{database}` does not exist on the database server"),
                 ),
-                _ => KavachError::connection(
-                    "P1001",
-                    format!(
-                        "Can't reach database server at {} ({})",
-                        server.location(),
-                        db.message()
-                    ),
-                ),
+                _ => {
+                    let hint = crate::error::pooler_refusal_hint(db.message())
+                        .map(|hint| format!(": {hint}"))
+                        .unwrap_or_default();
+                    KavachError::connection(
+                        "P1001",
+                        format!(
+                            "Can't reach database server at {} ({}){hint}",
+                            server.location(),
+                            db.message()
+                        ),
+                    )
+                }
             }
         }
         sqlx::Error::Tls(reason) => {
