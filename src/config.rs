@@ -73,16 +73,42 @@ pub struct Config {
     pub skip_migrations: bool,
     /// SQLite: how dates are written; `None` detects it per column from existing data.
     pub timestamp_format: Option<TimestampFormat>,
+    /// PostgreSQL read replicas (`replicas` option); each takes the primary's `schema`
+    /// unless its own URL names one.
+    pub replicas: Vec<Server>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub skip_migrations: bool,
     pub timestamp_format: Option<TimestampFormat>,
+    pub replicas: Vec<String>,
 }
 
 pub fn parse(url: &str, options: Options) -> Result<Config, String> {
-    let options = &options;
+    let mut config = parse_primary(url, &options)?;
+    if options.replicas.is_empty() {
+        return Ok(config);
+    }
+    let Target::Postgres(primary) = &config.target else {
+        return Err("createAdapter: `replicas` are available on PostgreSQL only (MySQL/MariaDB and SQLite replicas are not done)".into());
+    };
+    for replica in &options.replicas {
+        let mut server = match scheme(replica.trim()) {
+            Some("postgres" | "postgresql") => server_config(replica.trim(), 5432)?,
+            _ => {
+                return Err("createAdapter: each of `replicas` must be a postgresql:// URL".into())
+            }
+        };
+        if server.schema.is_none() {
+            server.schema.clone_from(&primary.schema);
+        }
+        config.replicas.push(server);
+    }
+    Ok(config)
+}
+
+fn parse_primary(url: &str, options: &Options) -> Result<Config, String> {
     let url = url.trim();
     if url.is_empty() {
         return Err(format!(
@@ -160,6 +186,7 @@ fn config_for(target: Target, options: &Options) -> Config {
         read_connections: default_read_connections(),
         skip_migrations: options.skip_migrations,
         timestamp_format: options.timestamp_format,
+        replicas: Vec::new(),
     }
 }
 

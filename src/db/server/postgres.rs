@@ -111,6 +111,8 @@ pub(super) struct PgConn {
     /// `pgbouncer=true` (`error::is_pooler_misuse`); every later statement then fails
     /// with that error instead of running a cached statement that may not be its own.
     pooler_misuse: Arc<Mutex<Option<KavachError>>>,
+    /// The highest WAL position this connection's server reported (replicas).
+    wal_seen: u64,
 }
 
 struct PooledSession {
@@ -133,6 +135,7 @@ impl PgConn {
             conn,
             pooled,
             pooler_misuse,
+            wal_seen: 0,
         }
     }
 
@@ -190,6 +193,23 @@ impl super::Driver for Driver {
 
     async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
         probe(server).await
+    }
+
+    async fn wal_position(conn: &mut PgConn, cached: bool) -> Result<u64> {
+        if cached {
+            return Ok(conn.wal_seen);
+        }
+        let own = conn.begin_own().await?;
+        let position = sqlx::query_scalar::<_, i64>(
+            "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::int8",
+        )
+        .persistent(false)
+        .fetch_one(&mut conn.conn)
+        .await
+        .map_err(|e| map_sqlx_error(e, None));
+        let position = conn.end_own(own, position).await?;
+        conn.wal_seen = conn.wal_seen.max(position.max(0) as u64);
+        Ok(conn.wal_seen)
     }
 }
 
