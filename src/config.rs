@@ -488,4 +488,27 @@ mod tests {
         let c = parse("mysql://root@127.0.0.1/test", Options::default()).unwrap();
         assert!(matches!(c.target, Target::Mysql(Server { port: 3306, .. })));
     }
+
+    #[test]
+    fn replicas_take_the_primary_schema_unless_they_name_one() {
+        let options = |replicas: &[&str]| Options {
+            replicas: replicas.iter().map(|r| r.to_string()).collect(),
+            ..Options::default()
+        };
+        let c = parse(
+            "postgresql://p@primary/app?schema=auth",
+            options(&[
+                "postgresql://r@replica1/app",
+                "postgresql://r@replica2/app?schema=other",
+            ]),
+        )
+        .unwrap();
+        let schemas: Vec<_> = c.replicas.iter().map(|r| r.schema.as_deref()).collect();
+        assert_eq!(schemas, [Some("auth"), Some("other")]);
+        assert_eq!(c.replicas[0].host, "replica1");
+        let refused = |url: &str, replica: &str| parse(url, options(&[replica])).unwrap_err();
+        assert!(refused("mysql://root@h/db", "mysql://root@r/db").contains("PostgreSQL only"));
+        assert!(refused(":memory:", "postgresql://r@h/db").contains("PostgreSQL only"));
+        assert!(refused("postgresql://p@h/db", "mysql://r@h/db").contains("postgresql://"));
+    }
 }
