@@ -567,6 +567,8 @@ function createClientAdapter(client, options) {
   // The app's client is the app's: never connected, disconnected or migrated from here.
   adapter.connect = async () => []
   adapter.close = async () => {}
+  // Through a client, the client decides where statements go.
+  adapter.$primary = () => adapter
   return adapter
 }
 
