@@ -56,6 +56,8 @@ export declare class ClientBridge {
 export declare class NativeAdapter {
   /** Checks the URL and options at once; connects on first use. */
   constructor(url: string, options: AdapterOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory?: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error)
+  /** The same adapter, with every call on the primary (`$primary()`). */
+  primary(): NativeAdapter
   call(methodIndex: number, args: unknown[]): Promise<unknown>
   /** A transaction handle; `begin()` on it starts the database transaction. */
   transaction(timeoutMs: number, maxWaitMs: number, isolationLevel?: string | undefined | null): NativeTransaction
@@ -86,6 +88,11 @@ export interface AdapterOptions {
    * detected per column from the data already there.
    */
   timestampFormat?: string
+  /**
+   * PostgreSQL read replicas: reads outside transactions go to one that has replayed
+   * this adapter's writes, everything else to the primary (`url`).
+   */
+  replicas?: Array<string>
 }
 
 export interface ClientOptions {

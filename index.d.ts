@@ -1405,6 +1405,9 @@ export interface KavachNativeAdapter extends KavachAdapterMethods {
   connect(): Promise<string[]>
   /** Closes every connection; an in-memory database is gone afterwards. */
   close(): Promise<void>
+  /** With `replicas`: the same adapter with every call on the primary. Otherwise (and through
+   * a Prisma client, which decides where its statements go) the same adapter. */
+  $primary(): KavachAdapterMethods
 }
 
 export interface AdapterOptions {
@@ -1414,6 +1417,9 @@ export interface AdapterOptions {
    * Rust engine) or 'unixepoch-s' (KavachOS core's tables). Without it, each column keeps
    * the format its existing data shows; new tables use ISO text. Ignored by the servers. */
   timestampFormat?: 'iso8601' | 'unixepoch-ms' | 'unixepoch-s'
+  /** PostgreSQL read replicas (URLs): reads outside transactions go to one that has replayed
+   * this adapter's writes, everything else to the primary (README "Read replicas"). */
+  replicas?: string[]
 }
 
 /**

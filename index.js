@@ -124,7 +124,7 @@ function checkOptionNames(where, options, known) {
   }
 }
 
-const ADAPTER_OPTIONS = ['skipMigrations', 'timestampFormat']
+const ADAPTER_OPTIONS = ['skipMigrations', 'timestampFormat', 'replicas']
 const TRANSACTION_OPTIONS = ['timeout', 'maxWait', 'isolationLevel']
 
 function adapterOptions(options) {
@@ -136,6 +136,10 @@ function adapterOptions(options) {
   }
   if (timestampFormat !== undefined && typeof timestampFormat !== 'string') {
     throw validationError('createAdapter()', "`timestampFormat` must be one of 'iso8601', 'unixepoch-ms', 'unixepoch-s'")
+  }
+  const { replicas } = options
+  if (replicas !== undefined && !(Array.isArray(replicas) && replicas.every((url) => typeof url === 'string'))) {
+    throw validationError('createAdapter()', '`replicas` must be an array of postgresql:// URLs')
   }
   return options
 }
@@ -563,6 +567,8 @@ function createClientAdapter(client, options) {
   // The app's client is the app's: never connected, disconnected or migrated from here.
   adapter.connect = async () => []
   adapter.close = async () => {}
+  // Through a client, the client decides where statements go.
+  adapter.$primary = () => adapter
   return adapter
 }
 
@@ -592,6 +598,10 @@ function createAdapter(url, options) {
   adapter.transaction = (fn, txOptions) => runTransaction(native, fn, txOptions)
   adapter.connect = () => native.connect()
   adapter.close = () => native.close()
+  // Every call on the primary (with `replicas`), as @prisma/extension-read-replicas' $primary().
+  const primary = bindMethods(native.primary())
+  primary.transaction = adapter.transaction
+  adapter.$primary = () => primary
   return adapter
 }
 

@@ -6,7 +6,15 @@ const servers = [
   { name: 'postgresql', env: 'KAVACH_TEST_PG_URL', example: 'postgresql://postgres@127.0.0.1:5432/test' },
   { name: 'mysql', env: 'KAVACH_TEST_MYSQL_URL', example: 'mysql://root@127.0.0.1:3306/test' },
 ]
-const serverSuites = ['__test__/client.test.ts', '__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/servers.test.ts', '__test__/parity/differential-servers.test.ts', '__test__/fuzz.test.ts', '__test__/kill.test.ts', '__test__/worker.test.ts', '__test__/robustness.test.ts']
+const serverSuites = ['__test__/client.test.ts', '__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/servers.test.ts', '__test__/parity/differential-servers.test.ts', '__test__/fuzz.test.ts', '__test__/kill.test.ts', '__test__/worker.test.ts', '__test__/robustness.test.ts', '__test__/replicas.test.ts']
+// The PostgreSQL suites that also run through PgBouncer (pgbouncer=true), in transaction and
+// in session pooling (scripts/servers.sh starts both): the adapter goes through it, set-up and
+// checks go to the server directly.
+const bouncers = [
+  { name: 'postgresql-pgbouncer-tx', env: 'KAVACH_TEST_PGBOUNCER_TX_URL' },
+  { name: 'postgresql-pgbouncer-session', env: 'KAVACH_TEST_PGBOUNCER_SESSION_URL' },
+].filter((b) => process.env[b.env] && process.env.KAVACH_TEST_PG_URL)
+const bouncerSuites = ['__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/parity/differential-servers.test.ts', '__test__/kill.test.ts', '__test__/pgbouncer.test.ts']
 const enabled = servers.filter((s) => process.env[s.env])
 const missing = servers.filter((s) => !process.env[s.env])
 if (missing.length > 0) {
@@ -36,6 +44,10 @@ export default defineConfig({
       ...enabled.map((s) => ({
         extends: true,
         test: { name: s.name, include: serverSuites, env: { KAVACH_TEST_PROVIDER: s.name } },
+      })),
+      ...bouncers.map((b) => ({
+        extends: true,
+        test: { name: b.name, include: bouncerSuites, env: { KAVACH_TEST_PROVIDER: 'postgresql', KAVACH_TEST_PGBOUNCER_URL: process.env[b.env] } },
       })),
       // The differential tests again, with the native adapter on a Prisma client of its own
       // (createAdapter(prisma)) against @kavachos/prisma on the same kind of client.

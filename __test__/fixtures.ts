@@ -21,6 +21,17 @@ export function serverUrl(which: Provider = provider): string {
   return url
 }
 
+/**
+ * The server URL the adapter under test connects to: `serverUrl()`, except in the PgBouncer
+ * projects (KAVACH_TEST_PGBOUNCER_URL set), where it goes through that PgBouncer with
+ * `pgbouncer=true`. Set-up, checks and clean-up keep talking to the server directly.
+ */
+export function adapterServerUrl(): string {
+  const bouncer = provider === 'postgresql' ? process.env.KAVACH_TEST_PGBOUNCER_URL : undefined
+  if (!bouncer) return serverUrl()
+  return withParams(bouncer, { pgbouncer: 'true' })
+}
+
 /** `base` with `path` as its database and `params` added to its query. */
 export function withParams(base: string, params: Record<string, string>, path?: string): string {
   const url = new URL(base)
@@ -64,7 +75,7 @@ export async function freshUrl(params: Record<string, string> = {}, sqliteUrl = 
   if (provider === 'sqlite') return sqliteUrl
   const name = `kt_${process.pid}_${Date.now().toString(36)}_${++counter}`
   created.push({ provider, name })
-  if (provider === 'postgresql') return withParams(serverUrl(), { ...params, schema: name })
+  if (provider === 'postgresql') return withParams(adapterServerUrl(), { ...params, schema: name })
   const mysql = await import('mysql2/promise')
   const conn = await mysql.createConnection(serverUrl())
   await conn.query(`CREATE DATABASE \`${name}\``)

@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, expect, it } from 'vitest'
 import { createAdapter } from '../index.js'
-import { dropFreshDatabases, freshUrl, lastCreated, provider } from './fixtures'
+import { dropFreshDatabases, freshUrl, lastCreated, provider, serverUrl } from './fixtures'
 
 const KILLS = 15
 const SEED = 0x6b696c6c
@@ -100,7 +100,7 @@ it(`every acknowledged write survives ${KILLS} SIGKILLs, no transaction half app
     raw.close()
   } else if (provider === 'postgresql') {
     const { Client } = await import('pg')
-    const client = new Client({ connectionString: url.replace(/\?.*$/, ''), options: `-c search_path="${lastCreated().name}"` })
+    const client = new Client({ connectionString: serverUrl(), options: `-c search_path="${lastCreated().name}"` })
     await client.connect()
     agentRows = (await client.query("SELECT id FROM kavach_agents WHERE owner_id = 'kill-owner'")).rows.map((r) => r.id)
     permissionRows = (await client.query('SELECT id, agent_id FROM kavach_permissions')).rows

@@ -73,16 +73,42 @@ pub struct Config {
     pub skip_migrations: bool,
     /// SQLite: how dates are written; `None` detects it per column from existing data.
     pub timestamp_format: Option<TimestampFormat>,
+    /// PostgreSQL read replicas (`replicas` option); each takes the primary's `schema`
+    /// unless its own URL names one.
+    pub replicas: Vec<Server>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub skip_migrations: bool,
     pub timestamp_format: Option<TimestampFormat>,
+    pub replicas: Vec<String>,
 }
 
 pub fn parse(url: &str, options: Options) -> Result<Config, String> {
-    let options = &options;
+    let mut config = parse_primary(url, &options)?;
+    if options.replicas.is_empty() {
+        return Ok(config);
+    }
+    let Target::Postgres(primary) = &config.target else {
+        return Err("createAdapter: `replicas` are available on PostgreSQL only (MySQL/MariaDB and SQLite replicas are not done)".into());
+    };
+    for replica in &options.replicas {
+        let mut server = match scheme(replica.trim()) {
+            Some("postgres" | "postgresql") => server_config(replica.trim(), 5432)?,
+            _ => {
+                return Err("createAdapter: each of `replicas` must be a postgresql:// URL".into())
+            }
+        };
+        if server.schema.is_none() {
+            server.schema.clone_from(&primary.schema);
+        }
+        config.replicas.push(server);
+    }
+    Ok(config)
+}
+
+fn parse_primary(url: &str, options: &Options) -> Result<Config, String> {
     let url = url.trim();
     if url.is_empty() {
         return Err(format!(
@@ -160,6 +186,7 @@ fn config_for(target: Target, options: &Options) -> Config {
         read_connections: default_read_connections(),
         skip_migrations: options.skip_migrations,
         timestamp_format: options.timestamp_format,
+        replicas: Vec::new(),
     }
 }
 
@@ -460,5 +487,28 @@ mod tests {
         assert_eq!(s.location(), "db.internal:6543");
         let c = parse("mysql://root@127.0.0.1/test", Options::default()).unwrap();
         assert!(matches!(c.target, Target::Mysql(Server { port: 3306, .. })));
+    }
+
+    #[test]
+    fn replicas_take_the_primary_schema_unless_they_name_one() {
+        let options = |replicas: &[&str]| Options {
+            replicas: replicas.iter().map(|r| r.to_string()).collect(),
+            ..Options::default()
+        };
+        let c = parse(
+            "postgresql://p@primary/app?schema=auth",
+            options(&[
+                "postgresql://r@replica1/app",
+                "postgresql://r@replica2/app?schema=other",
+            ]),
+        )
+        .unwrap();
+        let schemas: Vec<_> = c.replicas.iter().map(|r| r.schema.as_deref()).collect();
+        assert_eq!(schemas, [Some("auth"), Some("other")]);
+        assert_eq!(c.replicas[0].host, "replica1");
+        let refused = |url: &str, replica: &str| parse(url, options(&[replica])).unwrap_err();
+        assert!(refused("mysql://root@h/db", "mysql://root@r/db").contains("PostgreSQL only"));
+        assert!(refused(":memory:", "postgresql://r@h/db").contains("PostgreSQL only"));
+        assert!(refused("postgresql://p@h/db", "mysql://r@h/db").contains("postgresql://"));
     }
 }

@@ -245,6 +245,13 @@ pub fn map_database_error(
             return KavachError::unique_violation(&ctx.model.name, fields);
         }
     }
+    if matches!(code, "42P05" | "26000") && message.contains("\"sqlx_s_") {
+        return KavachError {
+            kind: ErrorKind::Known("P2039"),
+            message: format!("Database error. Code: `{code}`. Message: `{message}`: {POOLER_HINT}"),
+            meta: Meta::default(),
+        };
+    }
     let model = ctx.map(|ctx| ctx.model.name.as_str());
     if let Some(missing) = missing_object(code, message) {
         return match missing {
@@ -288,6 +295,25 @@ pub fn map_database_error(
             meta: Meta::default(),
         },
     }
+}
+
+/// Why one of this adapter's named prepared statements already exists on its server, or
+/// no longer does: the connection reaches a different server connection from one
+/// statement to the next, as through PgBouncer in transaction pooling.
+const POOLER_HINT: &str = "the connection goes through a pooler in transaction mode (PgBouncer?), where named prepared statements cannot work; add `pgbouncer=true` to the URL";
+
+/// Is `err` the sign of a transaction pooler met without `pgbouncer=true`? After it, the
+/// adapter's cached statements cannot be trusted to be its own.
+pub fn is_pooler_misuse(err: &KavachError) -> bool {
+    err.message.ends_with(POOLER_HINT)
+}
+
+/// A connection refused by PgBouncer for a startup parameter (sqlx's
+/// `extra_float_digits`), with the fix.
+pub fn pooler_refusal_hint(message: &str) -> Option<&'static str> {
+    message.contains("unsupported startup parameter").then_some(
+        "a connection pooler (PgBouncer?) refused a startup parameter; add `pgbouncer=true` to the URL",
+    )
 }
 
 /// A table or column the statement names and the database lacks, from the error the

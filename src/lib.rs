@@ -44,6 +44,9 @@ pub struct AdapterOptions {
     /// SQLite: 'iso8601' (Prisma 7's default), 'unixepoch-ms' or 'unixepoch-s'; by default
     /// detected per column from the data already there.
     pub timestamp_format: Option<String>,
+    /// PostgreSQL read replicas: reads outside transactions go to one that has replayed
+    /// this adapter's writes, everything else to the primary (`url`).
+    pub replicas: Option<Vec<String>>,
 }
 
 fn method(index: u32) -> Result<&'static Method, KavachError> {
@@ -91,6 +94,8 @@ fn timer_duration(option: &str, ms: f64) -> napi::Result<Duration> {
 pub struct NativeAdapter {
     inner: Arc<Adapter>,
     completer: Arc<Completer>,
+    /// Reads go to the primary even when there are replicas.
+    primary_only: bool,
 }
 
 #[napi]
@@ -110,6 +115,7 @@ impl NativeAdapter {
         let options = options.unwrap_or(AdapterOptions {
             skip_migrations: None,
             timestamp_format: None,
+            replicas: None,
         });
         let timestamp_format = match options.timestamp_format.as_deref() {
             None => None,
@@ -123,13 +129,25 @@ impl NativeAdapter {
         let options = config::Options {
             skip_migrations: options.skip_migrations.unwrap_or(false),
             timestamp_format,
+            replicas: options.replicas.unwrap_or_default(),
         };
         let config =
             config::parse(&url, options).map_err(|m| napi::Error::new(Status::InvalidArg, m))?;
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
             completer: Completer::new(env.raw(), &row_factories, error_factory.as_ref())?,
+            primary_only: false,
         })
+    }
+
+    /// The same adapter, with every call on the primary (`$primary()`).
+    #[napi]
+    pub fn primary(&self) -> NativeAdapter {
+        NativeAdapter {
+            inner: Arc::clone(&self.inner),
+            completer: Arc::clone(&self.completer),
+            primary_only: true,
+        }
     }
 
     #[napi(
@@ -146,7 +164,8 @@ impl NativeAdapter {
         match method(method_index) {
             Ok(method) => {
                 let reply = reply.for_method(method.name);
-                self.inner.dispatch(method, args.0, Box::new(reply))
+                self.inner
+                    .dispatch_routed(method, args.0, Box::new(reply), self.primary_only)
             }
             Err(err) => {
                 Box::new(reply).deliver(Err(err));

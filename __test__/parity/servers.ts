@@ -81,9 +81,14 @@ export async function dropServerDatabases(provider: ServerProvider, names: strin
   })
 }
 
-/** The server URL pointing at schema / database `name`. */
-export function urlFor(provider: ServerProvider, name: string): string {
-  const u = new URL(requireUrl(provider))
+/**
+ * The server URL pointing at schema / database `name`; for the native adapter in the PgBouncer
+ * projects (KAVACH_TEST_PGBOUNCER_URL), through that PgBouncer with `pgbouncer=true`.
+ */
+export function urlFor(provider: ServerProvider, name: string, through = false): string {
+  const bouncer = through && provider === 'postgresql' ? process.env.KAVACH_TEST_PGBOUNCER_URL : undefined
+  const u = new URL(bouncer ?? requireUrl(provider))
+  if (bouncer) u.searchParams.set('pgbouncer', 'true')
   // A small pool, as the Prisma side's: parity runs many seeds in parallel processes.
   if (!u.searchParams.has('connection_limit')) u.searchParams.set('connection_limit', '5')
   if (provider === 'postgresql') u.searchParams.set('schema', name)
@@ -92,7 +97,7 @@ export function urlFor(provider: ServerProvider, name: string): string {
 }
 
 export function openNativeServer(provider: ServerProvider, name: string): { adapter: Adapter; close: () => Promise<void> } {
-  const adapter = native.createAdapter(urlFor(provider, name), { skipMigrations: true })
+  const adapter = native.createAdapter(urlFor(provider, name, true), { skipMigrations: true })
   return { adapter, close: async () => adapter.close() }
 }
 

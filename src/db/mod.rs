@@ -22,7 +22,7 @@ pub use interpreter::{Outcome, Record};
 pub use reply::{Deliver, Reply};
 
 use reply::{closed_error, Unanswered};
-use server::{ServerDatabase, ServerLease};
+use server::{Replicas, ServerDatabase, ServerLease};
 use sqlite::{Executor, Work};
 
 use crate::config::{Config, Target};
@@ -105,6 +105,8 @@ pub struct Adapter {
     config: Config,
     dialect: Dialect,
     backend: Backend,
+    /// PostgreSQL read replicas, if any (`server/replicas.rs`).
+    replicas: Option<Arc<Replicas>>,
     closed: AtomicBool,
 }
 
@@ -134,10 +136,17 @@ impl Adapter {
                 ))),
             ),
         };
+        let replicas = (!config.replicas.is_empty()).then(|| {
+            let nodes = config.replicas.iter().cloned();
+            Arc::new(Replicas::new(
+                nodes.map(|s| ServerDatabase::postgres(s, false)).collect(),
+            ))
+        });
         Adapter {
             config,
             dialect,
             backend,
+            replicas,
             closed: AtomicBool::new(false),
         }
     }
@@ -173,6 +182,17 @@ impl Adapter {
     /// executor thread (queued in call order until the first connection is up); on a
     /// server it runs as a task on the runtime.
     pub fn dispatch(self: &Arc<Self>, method: &'static Method, args: Vec<JsValue>, reply: Reply) {
+        self.dispatch_routed(method, args, reply, false)
+    }
+
+    /// [`Self::dispatch`]; with `primary_only`, reads skip the replicas.
+    pub fn dispatch_routed(
+        self: &Arc<Self>,
+        method: &'static Method,
+        args: Vec<JsValue>,
+        reply: Reply,
+        primary_only: bool,
+    ) {
         if let Err(err) = self.check_open() {
             reply.deliver(Err(err));
             return;
@@ -185,10 +205,14 @@ impl Adapter {
             } => (executor, early_calls, flushed),
             Backend::Server(database) => {
                 let (database, dialect) = (Arc::clone(database), self.dialect);
+                let replicas = self.replicas.clone();
                 runtime().spawn(async move {
                     let call = async {
                         let plan = plan(method, &args, dialect)?;
-                        database.pool().await?.call(&plan).await
+                        match &replicas {
+                            Some(replicas) => replicas.call(&database, &plan, primary_only).await,
+                            None => database.pool().await?.call(&plan).await,
+                        }
                     };
                     reply.deliver(call.await);
                 });
@@ -253,6 +277,9 @@ impl Adapter {
             }
             Backend::Server(database) => database.close(),
         }
+        if let Some(replicas) = &self.replicas {
+            replicas.close();
+        }
     }
 
     /// What a transaction runs on, within `max_wait`: SQLite waits for the writer to be
@@ -287,7 +314,11 @@ impl Adapter {
                 server.raw(sql).await?;
             }
         }
-        Ok(Transaction::open(lease, self.dialect, timeout))
+        let tx = Transaction::open(lease, self.dialect, timeout);
+        if let Some(replicas) = &self.replicas {
+            tx.written_to(Arc::clone(replicas));
+        }
+        Ok(tx)
     }
 
     /// The SQLite executor, once it is connected and took every early call.
@@ -485,6 +516,8 @@ pub struct Transaction {
     started: Instant,
     timeout: Duration,
     expiry: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Told of the COMMIT, so that the adapter's later reads wait for a replica to have it.
+    replicas: std::sync::OnceLock<Arc<Replicas>>,
 }
 
 impl Transaction {
@@ -496,6 +529,7 @@ impl Transaction {
             started: Instant::now(),
             timeout,
             expiry: std::sync::Mutex::new(None),
+            replicas: std::sync::OnceLock::new(),
         });
         let watcher = Arc::clone(&tx);
         let handle = runtime().spawn(async move {
@@ -504,6 +538,10 @@ impl Transaction {
         });
         *tx.expiry.lock().expect("expiry lock") = Some(handle.abort_handle());
         tx
+    }
+
+    fn written_to(&self, replicas: Arc<Replicas>) {
+        let _ = self.replicas.set(replicas);
     }
 
     fn closed(&self, state: &TxState, what: &str) -> KavachError {
@@ -565,6 +603,10 @@ impl Transaction {
         };
         self.stop_expiry();
         let result = lease.raw(sql).await;
+        if let (Some(replicas), "COMMIT") = (self.replicas.get(), sql) {
+            // Also after a failed COMMIT: the server may have committed before the failure.
+            replicas.note_write();
+        }
         if result.is_err() && sql == "COMMIT" {
             // A refused COMMIT (e.g. SQLITE_BUSY) leaves the transaction open.
             let _ = lease.raw("ROLLBACK").await;

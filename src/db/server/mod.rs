@@ -7,10 +7,14 @@
 mod mysql;
 mod pool;
 mod postgres;
+mod replicas;
+
+pub use replicas::Replicas;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
@@ -38,6 +42,14 @@ trait Driver: Send + Sync + 'static {
 
     /// One direct connection attempt, to tell an unreachable server from a busy pool.
     fn probe(server: &Server) -> impl Future<Output = std::result::Result<(), sqlx::Error>> + Send;
+
+    /// The server's WAL position: a primary's current one, a standby's replayed one. With
+    /// `cached`, the one this connection saw last (0 if none): a standby never goes back
+    /// while a connection to it lives.
+    fn wal_position(
+        conn: &mut Self::Conn,
+        cached: bool,
+    ) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// A server database, connected on first use.
@@ -122,6 +134,18 @@ pub(super) trait ServerBackend: Send + Sync {
 
     /// Closes the idle connections; those in use close when they come back.
     fn close(&self);
+
+    /// Runs a read on this replica once it has replayed WAL position `target`; resolves
+    /// with `Err(replayed)` if it has not within `wait`.
+    fn call_replica<'a>(
+        &'a self,
+        plan: &'a Plan,
+        target: u64,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<std::result::Result<Outcome, u64>>>;
+
+    /// The server's current WAL position (a standby's: replayed).
+    fn wal_position(&self) -> BoxFuture<'_, Result<u64>>;
 }
 
 /// A pooled connection held for a transaction.
@@ -217,6 +241,74 @@ impl<D: Driver> ServerBackend for Servers<D> {
     fn close(&self) {
         self.pool.close();
     }
+
+    fn call_replica<'a>(
+        &'a self,
+        plan: &'a Plan,
+        target: u64,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<std::result::Result<Outcome, u64>>> {
+        Box::pin(self.call_when_replayed(plan, target, wait))
+    }
+
+    fn wal_position(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let mut conn = self.acquire().await?;
+            let position = D::wal_position(&mut conn, false).await;
+            if position.is_err() {
+                conn.discard();
+            }
+            position
+        })
+    }
+}
+
+impl<D: Driver> Servers<D> {
+    async fn call_when_replayed(
+        &self,
+        plan: &Plan,
+        target: u64,
+        wait: Duration,
+    ) -> Result<std::result::Result<Outcome, u64>> {
+        let mut conn = tokio::time::timeout(replicas::ACQUIRE_WAIT, self.acquire())
+            .await
+            .map_err(|_| {
+                KavachError::connection(
+                    "P1001",
+                    format!("{}: no connection in time", self.server.location()),
+                )
+            })??;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut cached = true;
+        loop {
+            let replayed = match D::wal_position(&mut conn, cached).await {
+                Ok(replayed) => replayed,
+                Err(err) => {
+                    conn.discard();
+                    return Err(err);
+                }
+            };
+            if replayed >= target {
+                break;
+            }
+            if !cached && tokio::time::Instant::now() >= deadline {
+                return Ok(Err(replayed));
+            }
+            if !cached {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            cached = false;
+        }
+        match run_plan(&mut *conn, plan).await {
+            Ok(outcome) => Ok(Ok(outcome)),
+            Err(err) => {
+                if !leaves_connection_clean(&err) {
+                    conn.discard();
+                }
+                Err(err)
+            }
+        }
+    }
 }
 
 /// A lost connection: the call may be retried on another one.
@@ -297,14 +389,19 @@ fn unreachable(server: &Server, err: &sqlx::Error) -> KavachError {
                     "P1003",
                     format!("Database `{database}` does not exist on the database server"),
                 ),
-                _ => KavachError::connection(
-                    "P1001",
-                    format!(
-                        "Can't reach database server at {} ({})",
-                        server.location(),
-                        db.message()
-                    ),
-                ),
+                _ => {
+                    let hint = crate::error::pooler_refusal_hint(db.message())
+                        .map(|hint| format!(": {hint}"))
+                        .unwrap_or_default();
+                    KavachError::connection(
+                        "P1001",
+                        format!(
+                            "Can't reach database server at {} ({}){hint}",
+                            server.location(),
+                            db.message()
+                        ),
+                    )
+                }
             }
         }
         sqlx::Error::Tls(reason) => {

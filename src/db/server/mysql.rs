@@ -65,6 +65,13 @@ impl super::Driver for Driver {
     async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
         probe(server).await
     }
+
+    async fn wal_position(_: &mut MySqlConnection, _: bool) -> Result<u64> {
+        Err(KavachError::validation(
+            "createAdapter",
+            "`replicas` are available on PostgreSQL only",
+        ))
+    }
 }
 
 /// Also returns the tables it created.

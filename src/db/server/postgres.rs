@@ -1,8 +1,17 @@
 //! PostgreSQL: pool and session settings from Prisma's URL parameters, binding with
 //! typed values (TIMESTAMP(3) as UTC, JSONB), decoding (also TIMESTAMPTZ, as KavachOS
 //! core creates), and schema creation under an advisory lock.
+//!
+//! Behind PgBouncer in transaction pooling (`pgbouncer=true`) a client connection is
+//! given a server connection only for one transaction at a time, so nothing may live in
+//! the session: no named prepared statement (another client's would collide with it, or
+//! answer in its place), no `SET` (it would stay on the server for the next client).
+//! sqlx also sends an unnamed statement's Parse and its Bind in two round trips, between
+//! which PgBouncer may hand the server to another client: so there every statement runs
+//! inside a transaction, and the session settings are `SET LOCAL` in it ([`PgConn`]).
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::value::RawValue;
@@ -18,7 +27,7 @@ use crate::db::decode::{self, decode_error, Cell};
 use crate::db::interpreter::{Connection, Queryable, Record};
 use crate::db::migrate::schema_change;
 use crate::dialect::Dialect;
-use crate::error::{map_sqlx_error, ErrorContext, KavachError, Result};
+use crate::error::{is_pooler_misuse, map_sqlx_error, ErrorContext, KavachError, Result};
 use crate::plan::Statement;
 use crate::schema::{Field, Model, ScalarType};
 use crate::value::Value;
@@ -64,60 +73,164 @@ fn connect_options(server: &Server) -> Result<PgConnectOptions> {
     if let Some(path) = &server.ssl_key {
         options = options.ssl_client_key(path);
     }
-    let cache = if server.pgbouncer {
-        0
-    } else {
-        server.statement_cache_size.unwrap_or(100)
-    };
-    Ok(options.statement_cache_capacity(cache))
+    if server.pgbouncer {
+        // PgBouncer refuses startup parameters it does not track (unless configured to
+        // ignore them); TimeZone, which sqlx sends too, it tracks.
+        return Ok(options.statement_cache_capacity(0).extra_float_digits(None));
+    }
+    Ok(options.statement_cache_capacity(server.statement_cache_size.unwrap_or(100)))
 }
 
-/// Session set-up on every new connection: UTC (TIMESTAMP(3) holds UTC, as Prisma
-/// writes it), the `schema` search path and `socket_timeout` as a statement timeout.
-fn session_sql(server: &Server) -> String {
-    let mut sql = String::from("SET TIME ZONE 'UTC'");
+/// The session settings: UTC (TIMESTAMP(3) holds UTC, as Prisma writes it), the `schema`
+/// search path and `socket_timeout` as a statement timeout; `scope` is `SET` for a
+/// session, `SET LOCAL` for one transaction.
+fn session_sql(server: &Server, scope: &str) -> String {
+    let mut sql = format!("{scope} TIME ZONE 'UTC'");
     if let Some(schema) = &server.schema {
         sql.push_str(&format!(
-            "; SET search_path TO {}",
+            "; {scope} search_path TO {}",
             Dialect::Postgres.quote(schema)
         ));
     }
     if let Some(timeout) = server.socket_timeout {
         sql.push_str(&format!(
-            "; SET statement_timeout = {}",
+            "; {scope} statement_timeout = {}",
             timeout.as_millis()
         ));
     }
     sql
 }
 
+/// A PostgreSQL connection of the pool. With `pgbouncer=true` it keeps nothing in the
+/// session: each statement outside a transaction runs in one of its own, and every
+/// transaction starts with the session settings as `SET LOCAL`.
+pub(super) struct PgConn {
+    conn: PgConnection,
+    pooled: Option<PooledSession>,
+    /// Shared by the pool: set once a statement showed a transaction pooler without
+    /// `pgbouncer=true` (`error::is_pooler_misuse`); every later statement then fails
+    /// with that error instead of running a cached statement that may not be its own.
+    pooler_misuse: Arc<Mutex<Option<KavachError>>>,
+    /// The highest WAL position this connection's server reported (replicas).
+    wal_seen: u64,
+}
+
+struct PooledSession {
+    /// `SET LOCAL ...`, sent with each `BEGIN` in the same round trip.
+    settings: String,
+    in_transaction: bool,
+}
+
+impl PgConn {
+    fn new(
+        conn: PgConnection,
+        server: &Server,
+        pooler_misuse: Arc<Mutex<Option<KavachError>>>,
+    ) -> Self {
+        let pooled = server.pgbouncer.then(|| PooledSession {
+            settings: session_sql(server, "SET LOCAL"),
+            in_transaction: false,
+        });
+        PgConn {
+            conn,
+            pooled,
+            pooler_misuse,
+            wal_seen: 0,
+        }
+    }
+
+    fn check_pooler(&self) -> Result<()> {
+        match &*self.pooler_misuse.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn note_pooler<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(err) = &result {
+            if is_pooler_misuse(err) {
+                *self.pooler_misuse.lock().unwrap_or_else(|e| e.into_inner()) = Some(err.clone());
+            }
+        }
+        result
+    }
+
+    /// Outside a transaction behind PgBouncer, a statement goes in one of its own: this
+    /// begins it (and says so), [`Self::end_own`] ends it.
+    async fn begin_own(&mut self) -> Result<bool> {
+        let own = matches!(&self.pooled, Some(p) if !p.in_transaction);
+        if own {
+            self.raw("BEGIN").await?;
+        }
+        Ok(own)
+    }
+
+    async fn end_own<T>(&mut self, own: bool, result: Result<T>) -> Result<T> {
+        if !own {
+            return result;
+        }
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        match self.raw(end).await {
+            Ok(()) => result,
+            Err(err) => result.and(Err(err)),
+        }
+    }
+
+    /// Named (cached) prepared statements, except behind PgBouncer.
+    fn persistent(&self, sql: &str) -> bool {
+        self.pooled.is_none() && !planned_per_call(sql)
+    }
+}
+
 pub(super) struct Driver;
 
 impl super::Driver for Driver {
-    type Conn = PgConnection;
+    type Conn = PgConn;
 
-    async fn connect(server: &Server, migrate: bool) -> Result<(Pool<PgConnection>, Vec<String>)> {
+    async fn connect(server: &Server, migrate: bool) -> Result<(Pool<PgConn>, Vec<String>)> {
         connect(server, migrate).await
     }
 
     async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
         probe(server).await
     }
+
+    async fn wal_position(conn: &mut PgConn, cached: bool) -> Result<u64> {
+        if cached {
+            return Ok(conn.wal_seen);
+        }
+        let own = conn.begin_own().await?;
+        let position = sqlx::query_scalar::<_, i64>(
+            "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::int8",
+        )
+        .persistent(false)
+        .fetch_one(&mut conn.conn)
+        .await
+        .map_err(|e| map_sqlx_error(e, None));
+        let position = conn.end_own(own, position).await?;
+        conn.wal_seen = conn.wal_seen.max(position.max(0) as u64);
+        Ok(conn.wal_seen)
+    }
 }
 
 /// Also returns the tables it created.
-async fn connect(server: &Server, migrate: bool) -> Result<(Pool<PgConnection>, Vec<String>)> {
+async fn connect(server: &Server, migrate: bool) -> Result<(Pool<PgConn>, Vec<String>)> {
     let options = connect_options(server)?;
-    let session = session_sql(server);
+    let session = session_sql(server, "SET");
+    let for_pool = server.clone();
+    let pooler_misuse = Arc::new(Mutex::new(None));
     let pool = Pool::new(
         server.connection_limit.unwrap_or(default_pool_size()),
         server.pool_timeout.max(server.connect_timeout),
         move || {
-            let (options, session) = (options.clone(), session.clone());
+            let (options, session, server) = (options.clone(), session.clone(), for_pool.clone());
+            let pooler_misuse = Arc::clone(&pooler_misuse);
             async move {
                 let mut conn = PgConnection::connect_with(&options).await?;
-                Executor::execute(&mut conn, session.as_str()).await?;
-                Ok(conn)
+                if !server.pgbouncer {
+                    Executor::execute(&mut conn, session.as_str()).await?;
+                }
+                Ok(PgConn::new(conn, &server, pooler_misuse))
             }
         },
     );
@@ -145,16 +258,23 @@ async fn probe(server: &Server) -> std::result::Result<(), sqlx::Error> {
     PgConnection::connect_with(&options).await?.close().await
 }
 
-/// Creates missing tables; an advisory lock makes concurrent starts safe.
-async fn create_missing_tables(
+/// Creates missing tables, in one transaction; an advisory lock makes concurrent starts
+/// safe. (Its statements are unnamed: they run once.)
+async fn create_missing_tables(conn: &mut PgConn, schema: Option<&str>) -> Result<Vec<String>> {
+    conn.raw("BEGIN").await?;
+    let created = create_in_transaction(&mut conn.conn, schema).await;
+    conn.end_own(true, created).await
+}
+
+async fn create_in_transaction(
     conn: &mut PgConnection,
     schema: Option<&str>,
 ) -> Result<Vec<String>> {
     let fail = |e| map_sqlx_error(e, None);
-    let mut tx = conn.begin().await.map_err(fail)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SCHEMA_LOCK)
-        .execute(&mut *tx)
+        .persistent(false)
+        .execute(&mut *conn)
         .await
         .map_err(fail)?;
     if let Some(schema) = schema {
@@ -162,25 +282,24 @@ async fn create_missing_tables(
             "CREATE SCHEMA IF NOT EXISTS {}",
             Dialect::Postgres.quote(schema)
         );
-        Executor::execute(&mut *tx, sql.as_str())
+        Executor::execute(&mut *conn, sql.as_str())
             .await
             .map_err(fail)?;
     }
     let existing: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
     )
-    .fetch_all(&mut *tx)
+    .persistent(false)
+    .fetch_all(&mut *conn)
     .await
     .map_err(fail)?;
     let change = schema_change(&existing, Dialect::Postgres);
     for ddl in &change.statements {
-        Executor::execute(&mut *tx, ddl.as_str())
+        Executor::execute(&mut *conn, ddl.as_str())
             .await
             .map_err(fail)?;
     }
-    let created = change.tables;
-    tx.commit().await.map_err(fail)?;
-    Ok(created)
+    Ok(change.tables)
 }
 
 /// Pages of a sorted list (`ORDER BY … LIMIT`) are planned for each call's values, as
@@ -193,8 +312,9 @@ fn planned_per_call(sql: &str) -> bool {
 
 fn query(
     statement: &Statement,
+    persistent: bool,
 ) -> std::result::Result<sqlx::query::Query<'_, Postgres, PgArguments>, sqlx::Error> {
-    let mut query = sqlx::query(&statement.sql).persistent(!planned_per_call(&statement.sql));
+    let mut query = sqlx::query(&statement.sql).persistent(persistent);
     for bound in &statement.params {
         query = match (&bound.value, bound.ty) {
             (Value::Null, ScalarType::String) => query.bind(None::<String>),
@@ -217,14 +337,18 @@ fn query(
     Ok(query)
 }
 
-impl Queryable for PgConnection {
+impl Queryable for PgConn {
     async fn query(&mut self, statement: &Statement, model: &'static Model) -> Result<Vec<Record>> {
         let map = |e| map_sqlx_error(e, Some(&ErrorContext { model }));
-        let rows = query(statement)
-            .map_err(map)?
-            .fetch_all(&mut *self)
-            .await
-            .map_err(map)?;
+        let persistent = self.persistent(&statement.sql);
+        self.check_pooler()?;
+        let own = self.begin_own().await?;
+        let rows = match query(statement, persistent) {
+            Ok(query) => query.fetch_all(&mut self.conn).await.map_err(map),
+            Err(e) => Err(map(e)),
+        };
+        let rows = self.note_pooler(rows);
+        let rows = self.end_own(own, rows).await?;
         rows.iter()
             .map(|row| {
                 decode::record(model, None, |i, field| {
@@ -239,18 +363,38 @@ impl Queryable for PgConnection {
 
     async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
         let map = |e| map_sqlx_error(e, Some(&ErrorContext { model }));
-        let query = query(statement).map_err(map)?;
-        Ok(query
-            .execute(&mut *self)
-            .await
-            .map_err(map)?
-            .rows_affected())
+        let persistent = self.persistent(&statement.sql);
+        self.check_pooler()?;
+        let own = self.begin_own().await?;
+        let affected = match query(statement, persistent) {
+            Ok(query) => query.execute(&mut self.conn).await.map_err(map),
+            Err(e) => Err(map(e)),
+        };
+        let affected = self.note_pooler(affected);
+        let affected = self.end_own(own, affected).await?;
+        Ok(affected.rows_affected())
     }
 }
 
-impl Connection for PgConnection {
+impl Connection for PgConn {
+    /// Behind PgBouncer a `BEGIN` carries the session settings (one round trip).
     async fn raw(&mut self, sql: &str) -> Result<()> {
-        Executor::execute(&mut *self, sql)
+        let with_settings;
+        let sql = match &mut self.pooled {
+            Some(pooled) if sql.starts_with("BEGIN") => {
+                pooled.in_transaction = true;
+                with_settings = format!("{sql}; {}", pooled.settings);
+                with_settings.as_str()
+            }
+            Some(pooled) => {
+                if matches!(sql, "COMMIT" | "ROLLBACK") {
+                    pooled.in_transaction = false;
+                }
+                sql
+            }
+            None => sql,
+        };
+        Executor::execute(&mut self.conn, sql)
             .await
             .map(drop)
             .map_err(|e| map_sqlx_error(e, None))
