@@ -26,6 +26,7 @@ const SPEC = {
   pg: { type: 'string', default: undefined, help: 'run on PostgreSQL instead: base URL; a fresh schema is created in its database and dropped at the end' },
   mysql: { type: 'string', default: undefined, help: 'run on MySQL/MariaDB instead: base URL; a fresh database is created on the server and dropped at the end' },
   pool: { type: 'number', default: 4, help: 'servers: connections in the pool of every contender' },
+  observe: { type: 'string', default: 'none', help: 'what observes the native contenders: none | query (a query-event listener) | trace (an OpenTelemetry tracer provider, spans dropped)' },
   help: { type: 'flag', help: 'show this help' },
 }
 
@@ -45,6 +46,7 @@ if (args.quick) {
 const SYNC = String(args.synchronous).toUpperCase()
 if (!['FULL', 'NORMAL'].includes(SYNC)) { console.error('--synchronous must be full or normal'); process.exit(2) }
 if (!(args.reps >= 1)) { console.error('--reps must be >= 1'); process.exit(2) }
+try { L.observe(args.observe) } catch (e) { console.error(e.message); process.exit(2) }
 const resultsFile = args.results ?? (args.quick ? null : path.join(L.BENCH_DIR, 'RESULTS.md'))
 const log = (...a) => console.error(...a)
 

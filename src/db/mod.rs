@@ -29,6 +29,7 @@ use crate::config::{Config, Target};
 use crate::dialect::Dialect;
 use crate::error::{KavachError, Result};
 use crate::methods::Method;
+use crate::observe::{PoolStats, StatementLog};
 use crate::plan::{plan, Plan};
 use crate::value::JsValue;
 
@@ -142,6 +143,14 @@ impl Adapter {
         }
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn check_open(&self) -> Result<()> {
         match self.closed.load(Ordering::Acquire) {
             true => Err(closed_error()),
@@ -185,9 +194,10 @@ impl Adapter {
             } => (executor, early_calls, flushed),
             Backend::Server(database) => {
                 let (database, dialect) = (Arc::clone(database), self.dialect);
+                let log = reply.statement_log();
                 runtime().spawn(async move {
                     let call = async {
-                        let plan = plan(method, &args, dialect)?;
+                        let plan = plan(method, &args, dialect)?.logged(log);
                         database.pool().await?.call(&plan).await
                     };
                     reply.deliver(call.await);
@@ -239,6 +249,16 @@ impl Adapter {
                     reply.deliver(Err(err.clone()));
                 }
             }
+        }
+    }
+
+    /// The gauges of its connections now (none before it connects).
+    pub fn pool_stats(&self) -> PoolStats {
+        match &self.backend {
+            Backend::Sqlite { executor, .. } => executor
+                .get()
+                .map_or(PoolStats::None, |(executor, _)| executor.stats()),
+            Backend::Server(database) => database.stats(),
         }
     }
 
@@ -534,13 +554,19 @@ impl Transaction {
             }
         }
         let tx = Arc::clone(self);
+        let log = reply.statement_log();
         runtime().spawn(async move {
-            reply.deliver(tx.call(method, args).await);
+            reply.deliver(tx.call(method, args, log).await);
         });
     }
 
-    pub async fn call(&self, method: &'static Method, args: Vec<JsValue>) -> Result<Outcome> {
-        let plan = plan(method, &args, self.dialect)?;
+    pub async fn call(
+        &self,
+        method: &'static Method,
+        args: Vec<JsValue>,
+        log: Option<StatementLog>,
+    ) -> Result<Outcome> {
+        let plan = plan(method, &args, self.dialect)?.logged(log);
         let mut state = self.state.lock().await;
         match &mut *state {
             TxState::Open(lease) => lease.run(plan).await,

@@ -20,6 +20,7 @@ use super::interpreter::{run_atomically, run_plan, Connection, Outcome};
 use super::reply::closed_error;
 use crate::config::Server;
 use crate::error::{map_sqlx_error, ErrorKind, KavachError, Result};
+use crate::observe::PoolStats;
 use crate::plan::Plan;
 
 pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -103,6 +104,13 @@ impl ServerDatabase {
             .unwrap_or_default())
     }
 
+    /// The pool's gauges now (none before it connects).
+    pub(super) fn stats(&self) -> PoolStats {
+        self.pool
+            .get()
+            .map_or(PoolStats::None, |(pool, _)| pool.stats())
+    }
+
     /// Closes the pool; later calls fail with a clear error.
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -122,6 +130,8 @@ pub(super) trait ServerBackend: Send + Sync {
 
     /// Closes the idle connections; those in use close when they come back.
     fn close(&self);
+
+    fn stats(&self) -> PoolStats;
 }
 
 /// A pooled connection held for a transaction.
@@ -216,6 +226,10 @@ impl<D: Driver> ServerBackend for Servers<D> {
 
     fn close(&self) {
         self.pool.close();
+    }
+
+    fn stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 }
 
