@@ -246,9 +246,11 @@ describe('metrics()', () => {
       expect(gauge(snapshot, 'kavach_pool_waiters')).toBe(0)
     } else {
       expect(gauge(snapshot, 'kavach_sqlite_writer_queue')).toBe(0)
-      // Every write outside a transaction went through a group commit of some size.
+      // Every write outside a transaction went through a group commit of some size (batches
+      // of reads alone commit nothing).
       const batches = histogram(snapshot, 'kavach_sqlite_group_commit_size')
-      expect(batches.sum).toBe(127 + 120)
+      expect(batches.sum).toBe(127)
+      expect(batches.count).toBeLessThanOrEqual(127)
     }
   })
 
@@ -335,7 +337,7 @@ describe.runIf(provider === 'sqlite')("against Prisma 7's own events", () => {
     await setup.close()
     const { PrismaClient } = require(clientDirFor('sqlite'))
     const { PrismaBetterSqlite3 } = require('@prisma/adapter-better-sqlite3')
-    const { createPrismaAdapter } = require('@kavachos/prisma')
+    const { createPrismaAdapter } = await import('@kavachos/prisma')
     const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: `file:${file}` }), log: EVENT_LEVELS })
     const theirs = collect(prisma)
     const native: any = createAdapter(`file:${file}`, { log: EVENT_LEVELS } as any)
