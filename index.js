@@ -447,8 +447,6 @@ class Folder {
 }
 
 const CLIENT_PROVIDERS = ['sqlite', 'postgresql', 'mysql']
-// Through a client, the schema is the app's (no skipMigrations).
-const CLIENT_ADAPTER_OPTIONS = ['timestampFormat', 'log', 'slowQueryMs', 'logSecrets']
 
 /** Is `value` a Prisma client (root, `$extends`-ed, or an interactive transaction's)? */
 function isPrismaClient(value) {
@@ -573,7 +571,7 @@ function createClientAdapter(client, options) {
   if (!CLIENT_PROVIDERS.includes(provider)) {
     throw validationError('createAdapter()', `the Prisma client's provider is '${provider}'; kavach-native runs on ${CLIENT_PROVIDERS.join(', ')}`)
   }
-  if (options !== undefined && options !== null) checkOptionNames('createAdapter()', options, CLIENT_ADAPTER_OPTIONS)
+  if (options !== undefined && options !== null) checkOptionNames('createAdapter()', options, ADAPTER_OPTIONS)
   const { timestampFormat } = options ?? {}
   if (timestampFormat !== undefined && typeof timestampFormat !== 'string') {
     throw validationError('createAdapter()', "`timestampFormat` must be one of 'iso8601', 'unixepoch-ms', 'unixepoch-s'")

@@ -31,10 +31,10 @@ use crate::error::{map_database_error, ErrorContext, KavachError, Result};
 use crate::js::{self, check, Builders, ErrorFactory, JsArgs, RowFactories};
 use crate::methods::METHODS;
 use crate::observe::{self, CallMetrics, Meter, PoolStats, StatementLog};
-use crate::JsStatementLog;
 use crate::plan::{fold_keys, plan_fold, plan_for, Bound, Expect, Statement, FOLD_TAG};
 use crate::schema::{Field, Model, ScalarType, SCHEMA};
 use crate::value::{TimestampFormat, Value};
+use crate::JsStatementLog;
 
 /// A statement the interpreter waits on.
 struct Request {

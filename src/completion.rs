@@ -248,7 +248,12 @@ pub struct JsReply {
 
 impl JsReply {
     /// The reply to a call of `method`, timed by `meter`; its statements go to `log`.
-    pub fn for_call(mut self, method: &'static str, meter: Meter, log: Option<StatementLog>) -> Self {
+    pub fn for_call(
+        mut self,
+        method: &'static str,
+        meter: Meter,
+        log: Option<StatementLog>,
+    ) -> Self {
         self.method = Some(method);
         self.meter = Some(meter);
         self.log = log;

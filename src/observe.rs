@@ -17,7 +17,23 @@ use crate::error::{ErrorKind, KavachError, Result};
 use crate::methods::METHODS;
 use crate::plan::Statement;
 use crate::schema::Model;
-use crate::value::{format_iso_millis, Value};
+use crate::value::Value;
+
+/// When a statement started: taken before it is called (SQLite's run before their future
+/// is first polled).
+pub struct Started {
+    wall: SystemTime,
+    at: Instant,
+}
+
+impl Started {
+    pub fn now() -> Self {
+        Started {
+            wall: SystemTime::now(),
+            at: Instant::now(),
+        }
+    }
+}
 
 /// What a statement's bound value of a secret field shows in logs.
 pub const REDACTED: &str = "[redacted]";
@@ -61,19 +77,18 @@ impl StatementLog {
         }))
     }
 
-    /// Times `run` (one statement) and records it.
-    pub async fn timed<T>(
+    /// Records one statement that ran from `started` to now with `result`.
+    pub fn record<T>(
         &self,
+        started: Started,
         statement: Option<(&Statement, &'static Model)>,
         sql: &str,
-        run: impl std::future::Future<Output = Result<T>>,
+        result: &Result<T>,
         rows: Option<fn(&T) -> u64>,
         returns_rows: bool,
-    ) -> Result<T> {
-        let wall = SystemTime::now();
-        let start = Instant::now();
-        let result = run.await;
-        let elapsed = start.elapsed();
+    ) {
+        let Started { wall, at } = started;
+        let elapsed = at.elapsed();
         let (params, table) = match statement {
             Some((statement, model)) => (self.params(statement, model), model.table.as_str()),
             None => ("[]".to_string(), ""),
@@ -84,7 +99,10 @@ impl StatementLog {
             table,
             started_ms: epoch_ms(wall),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
-            rows: result.as_ref().ok().map(|r| rows.map_or(0, |count| count(r))),
+            rows: result
+                .as_ref()
+                .ok()
+                .map(|r| rows.map_or(0, |count| count(r))),
             returns_rows,
             error: result.as_ref().err().map(error_type),
         };
@@ -93,7 +111,6 @@ impl StatementLog {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(record);
-        result
     }
 
     /// Everything recorded so far, leaving the log empty.
@@ -125,7 +142,12 @@ fn param_json(value: &Value) -> Json {
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(n) => json!(n),
         Value::Text(s) | Value::JsonText(s) => Json::String(s.clone()),
-        Value::DateTime(ms) => Json::String(format_iso_millis(*ms)),
+        // As Prisma's events show a Date: its `toJSON()`.
+        Value::DateTime(ms) => Json::String(
+            chrono::DateTime::from_timestamp_millis(*ms)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_else(|| ms.to_string()),
+        ),
         Value::Json(json) => Json::String(json.to_string()),
     }
 }
@@ -367,9 +389,7 @@ pub fn snapshot(provider: &str, calls: &CallMetrics, pool: PoolStats) -> Json {
             "Adapter calls that failed, by method and error code",
         ));
     }
-    let gauge = |key: &str, value: usize, description: &str| {
-        json!({ "key": key, "labels": { "provider": provider }, "value": value, "description": description })
-    };
+    let gauge = |key: &str, value: usize, description: &str| json!({ "key": key, "labels": { "provider": provider }, "value": value, "description": description });
     let mut gauges = Vec::new();
     match pool {
         PoolStats::None => {}
@@ -379,11 +399,31 @@ pub fn snapshot(provider: &str, calls: &CallMetrics, pool: PoolStats) -> Json {
             idle,
             waiting,
         } => {
-            gauges.push(gauge("kavach_pool_connections_max", size, "Most connections the pool opens (connection_limit)"));
-            gauges.push(gauge("kavach_pool_connections_open", open, "Connections open, idle or in use"));
-            gauges.push(gauge("kavach_pool_connections_idle", idle, "Connections open and idle"));
-            gauges.push(gauge("kavach_pool_connections_busy", open.saturating_sub(idle), "Connections in use"));
-            gauges.push(gauge("kavach_pool_waiters", waiting, "Calls and transactions waiting for a connection"));
+            gauges.push(gauge(
+                "kavach_pool_connections_max",
+                size,
+                "Most connections the pool opens (connection_limit)",
+            ));
+            gauges.push(gauge(
+                "kavach_pool_connections_open",
+                open,
+                "Connections open, idle or in use",
+            ));
+            gauges.push(gauge(
+                "kavach_pool_connections_idle",
+                idle,
+                "Connections open and idle",
+            ));
+            gauges.push(gauge(
+                "kavach_pool_connections_busy",
+                open.saturating_sub(idle),
+                "Connections in use",
+            ));
+            gauges.push(gauge(
+                "kavach_pool_waiters",
+                waiting,
+                "Calls and transactions waiting for a connection",
+            ));
         }
         PoolStats::Sqlite {
             writer_queue,
@@ -391,9 +431,21 @@ pub fn snapshot(provider: &str, calls: &CallMetrics, pool: PoolStats) -> Json {
             readers,
             stats,
         } => {
-            gauges.push(gauge("kavach_sqlite_writer_queue", writer_queue, "Jobs waiting for the writer thread"));
-            gauges.push(gauge("kavach_sqlite_reader_queue", reader_queue, "Reads waiting for a reader thread"));
-            gauges.push(gauge("kavach_sqlite_readers", readers, "Reader threads (file databases)"));
+            gauges.push(gauge(
+                "kavach_sqlite_writer_queue",
+                writer_queue,
+                "Jobs waiting for the writer thread",
+            ));
+            gauges.push(gauge(
+                "kavach_sqlite_reader_queue",
+                reader_queue,
+                "Reads waiting for a reader thread",
+            ));
+            gauges.push(gauge(
+                "kavach_sqlite_readers",
+                readers,
+                "Reader threads (file databases)",
+            ));
             histograms.push(json!({
                 "key": "kavach_sqlite_group_commit_size",
                 "labels": { "provider": provider },
@@ -429,7 +481,11 @@ pub fn target_info(dialect: Dialect, config: &Config) -> TargetInfo {
             };
             match &server.socket {
                 Some(socket) => (namespace, Some(socket.clone()), None),
-                None => (namespace, Some(server.host.clone()), Some(u32::from(server.port))),
+                None => (
+                    namespace,
+                    Some(server.host.clone()),
+                    Some(u32::from(server.port)),
+                ),
             }
         }
     };

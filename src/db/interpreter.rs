@@ -8,7 +8,7 @@ use std::future::Future;
 
 use crate::error::{KavachError, Result};
 use crate::methods::Returns;
-use crate::observe::StatementLog;
+use crate::observe::{Started, StatementLog};
 use crate::plan::{Expect, Plan, Statement};
 use crate::schema::Model;
 use crate::value::Value;
@@ -65,26 +65,37 @@ struct Logged<'a, Q> {
 
 impl<Q: Queryable + Send> Queryable for Logged<'_, Q> {
     async fn query(&mut self, statement: &Statement, model: &'static Model) -> Result<Vec<Record>> {
-        let run = self.inner.query(statement, model);
+        let started = Started::now();
+        let result = self.inner.query(statement, model).await;
         let rows: fn(&Vec<Record>) -> u64 = |rows| rows.len() as u64;
-        self.log
-            .timed(Some((statement, model)), &statement.sql, run, Some(rows), true)
-            .await
+        let logged = Some((statement, model));
+        (self.log).record(started, logged, &statement.sql, &result, Some(rows), true);
+        result
     }
 
     async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
-        let run = self.inner.execute(statement, model);
+        let started = Started::now();
+        let result = self.inner.execute(statement, model).await;
         let affected: fn(&u64) -> u64 = |n| *n;
-        self.log
-            .timed(Some((statement, model)), &statement.sql, run, Some(affected), false)
-            .await
+        let logged = Some((statement, model));
+        (self.log).record(
+            started,
+            logged,
+            &statement.sql,
+            &result,
+            Some(affected),
+            false,
+        );
+        result
     }
 }
 
 impl<Q: Connection + Send> Connection for Logged<'_, Q> {
     async fn raw(&mut self, sql: &str) -> Result<()> {
-        let run = self.inner.raw(sql);
-        self.log.timed(None, sql, run, None, false).await
+        let started = Started::now();
+        let result = self.inner.raw(sql).await;
+        self.log.record(started, None, sql, &result, None, false);
+        result
     }
 }
 
