@@ -7,7 +7,7 @@
 
 const binding = loadBinding()
 const observe = require('./observe.js')
-const { OTEL_GLOBAL } = observe
+const { tracingLikely, tracingRegistered } = observe
 
 // The platform's `.node` comes from an optional dependency (kavach-native-<platform>) or,
 // in a source checkout, from `npm run build`. When neither is there, say which package
@@ -86,7 +86,7 @@ function bindMethods(handle, observer) {
     adapter[name] = (...args) => {
       try {
         // Nobody listening and no tracer provider: straight to the native call.
-        if (observer.active || globalThis[OTEL_GLOBAL] !== undefined) return observer.call(name, run(args))
+        if (observer.active || tracingLikely()) return observer.call(name, run(args))
         return handle.call(index, args)
       } catch (error) {
         return Promise.reject(error)
@@ -209,7 +209,7 @@ async function runTransaction(native, observer, fn, options) {
     await time('COMMIT', handle.commit())
     return result
   }
-  if (observer.query || globalThis[OTEL_GLOBAL] !== undefined) return observer.transaction(body)
+  if (observer.query || tracingRegistered()) return observer.transaction(body)
   return body(undefined)
 }
 
@@ -548,7 +548,7 @@ function bindClient(bridge, client, inTransaction, observer) {
     }
     adapter[name] = (...args) => {
       try {
-        if (observer.active || globalThis[OTEL_GLOBAL] !== undefined) return observer.call(name, (log) => run(args, log))
+        if (observer.active || tracingLikely()) return observer.call(name, (log) => run(args, log))
         return run(args, undefined)
       } catch (error) {
         return Promise.reject(error)
@@ -606,7 +606,7 @@ function createClientAdapter(client, options) {
           return fn(txAdapter)
         }, settings)
       // BEGIN and COMMIT are the client's own (its query events and spans show them).
-      if (globalThis[OTEL_GLOBAL] !== undefined) return observer.transaction(body)
+      if (tracingRegistered()) return observer.transaction(body)
       return body()
     }
   }

@@ -166,7 +166,7 @@ pub struct ClientBridge {
     /// (held in an array, as Node 20 references objects only).
     keys: RefCell<Vec<Option<sys::napi_ref>>>,
     next_id: Counter<u32>,
-    metrics: Arc<CallMetrics>,
+    metrics: CallMetrics,
 }
 
 impl ObjectFinalize for ClientBridge {
@@ -230,7 +230,7 @@ impl ClientBridge {
             folds: RefCell::new(HashMap::new()),
             keys: RefCell::new(vec![None; SCHEMA.models.len()]),
             next_id: Counter::new(1),
-            metrics: Arc::default(),
+            metrics: CallMetrics::default(),
         })
     }
 
@@ -428,7 +428,10 @@ impl ClientBridge {
     #[napi(ts_args_type = "id: number, code?: string | undefined | null")]
     pub fn abandon(&self, id: u32, code: Option<String>) {
         if let Some(meter) = self.take(id).and_then(|call| call.meter) {
-            meter.finish_as(Some(code.unwrap_or_else(|| "PrismaClientError".into())));
+            meter.finish_as(
+                &self.metrics,
+                Some(code.unwrap_or_else(|| "PrismaClientError".into())),
+            );
         }
     }
 }
@@ -446,12 +449,12 @@ impl ClientBridge {
             Ok(method) => method,
             Err(err) => return self.finished(env, Err(err), None),
         };
-        let meter = Meter::start(&self.metrics, method_index as usize);
+        let meter = Meter::start(method_index as usize);
         let plan = match plan_for(method, &args.0, self.dialect, Channel::PrismaClient) {
             Ok(plan) => plan,
             Err(err) => {
                 let result = Err(err.in_method(method.name));
-                meter.finish(&result);
+                meter.finish(&self.metrics, &result);
                 return self.finished(env, result, None);
             }
         };
@@ -529,7 +532,7 @@ impl ClientBridge {
         if let Poll::Ready(result) = call.future.as_mut().poll(&mut context) {
             let result = result.map_err(|err| err.in_method(call.method));
             if let Some(meter) = call.meter.take() {
-                meter.finish(&result);
+                meter.finish(&self.metrics, &result);
             }
             return self.finished(env, result, cause);
         }

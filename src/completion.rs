@@ -14,7 +14,7 @@ use napi::sys;
 use crate::db::{Deliver, Outcome};
 use crate::error::KavachError;
 use crate::js::{Builders, ErrorFactory, RowFactories};
-use crate::observe::{Meter, StatementLog};
+use crate::observe::{CallMetrics, Meter, StatementLog};
 
 struct Deferred(sys::napi_deferred);
 
@@ -42,6 +42,8 @@ struct Shared {
 /// Settles an adapter's promises on the JS thread that created them.
 pub struct Completer {
     shared: Arc<Shared>,
+    /// Calls, errors and latency of the adapter's calls (its transactions' too).
+    pub metrics: CallMetrics,
 }
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
@@ -106,7 +108,10 @@ impl Completer {
                 "cleanup hook",
             )?;
         }
-        Ok(Arc::new(Completer { shared }))
+        Ok(Arc::new(Completer {
+            shared,
+            metrics: CallMetrics::default(),
+        }))
     }
 
     /// A new promise (on the JS thread) and the reply that settles it from any thread.
@@ -268,7 +273,7 @@ impl Deliver for JsReply {
 
     fn deliver(mut self: Box<Self>, result: Result<Outcome, KavachError>) -> bool {
         if let Some(meter) = self.meter.take() {
-            meter.finish(&result);
+            meter.finish(&self.completer.metrics, &result);
         }
         if let Some(deferred) = self.deferred.take() {
             let result = match (result, self.method) {

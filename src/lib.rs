@@ -37,7 +37,7 @@ use crate::db::{Adapter, Deliver, Outcome, Transaction, TxSettings};
 use crate::error::KavachError;
 use crate::js::{ErrorFactory, JsArgs, RowFactories};
 use crate::methods::{Method, METHODS};
-use crate::observe::{CallMetrics, Meter, StatementLog};
+use crate::observe::{Meter, StatementLog};
 
 #[napi(object, object_to_js = false)]
 pub struct AdapterOptions {
@@ -157,7 +157,6 @@ impl JsStatementLog {
 pub struct NativeAdapter {
     inner: Arc<Adapter>,
     completer: Arc<Completer>,
-    metrics: Arc<CallMetrics>,
 }
 
 #[napi]
@@ -196,7 +195,6 @@ impl NativeAdapter {
         Ok(NativeAdapter {
             inner: Arc::new(Adapter::new(config)),
             completer: Completer::new(env.raw(), &row_factories, error_factory.as_ref())?,
-            metrics: Arc::default(),
         })
     }
 
@@ -239,7 +237,7 @@ impl NativeAdapter {
     #[napi]
     pub fn metrics(&self) -> String {
         let provider = self.inner.dialect().provider();
-        observe::snapshot(provider, &self.metrics, self.inner.pool_stats()).to_string()
+        observe::snapshot(provider, &self.completer.metrics, self.inner.pool_stats()).to_string()
     }
 
     /// A transaction handle; `begin()` on it starts the database transaction.
@@ -253,7 +251,6 @@ impl NativeAdapter {
         Ok(NativeTransaction {
             adapter: Arc::clone(&self.inner),
             completer: Arc::clone(&self.completer),
-            metrics: Arc::clone(&self.metrics),
             timeout: timer_duration("timeout", timeout_ms)?,
             max_wait: timer_duration("maxWait", max_wait_ms)?,
             isolation_level,
@@ -292,7 +289,7 @@ impl NativeAdapter {
         let (reply, promise) = self.completer.promise(env.raw())?;
         match method(method_index) {
             Ok(method) => {
-                let meter = Meter::start(&self.metrics, method_index as usize);
+                let meter = Meter::start(method_index as usize);
                 let reply = reply.for_call(method.name, meter, log);
                 self.inner.dispatch(method, args.0, Box::new(reply))
             }
@@ -310,7 +307,6 @@ impl NativeAdapter {
 pub struct NativeTransaction {
     adapter: Arc<Adapter>,
     completer: Arc<Completer>,
-    metrics: Arc<CallMetrics>,
     timeout: Duration,
     max_wait: Duration,
     isolation_level: Option<String>,
@@ -346,7 +342,7 @@ impl NativeTransaction {
         let (reply, promise) = self.completer.promise(env.raw())?;
         match started(&self.tx).and_then(|tx| Ok((tx, method(method_index)?))) {
             Ok((tx, method)) => {
-                let meter = Meter::start(&self.metrics, method_index as usize);
+                let meter = Meter::start(method_index as usize);
                 let reply = reply.for_call(method.name, meter, log);
                 tx.dispatch(method, args.0, Box::new(reply))
             }

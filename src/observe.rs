@@ -271,30 +271,29 @@ impl CallMetrics {
     }
 }
 
-/// A call being timed: it counts when its result is handed over ([`Meter::finish`]).
+/// A call being timed: it counts in its adapter's metrics when its result is handed over
+/// ([`Meter::finish`]). It holds no reference of its own (the reply already holds its
+/// adapter's), so timing a call adds no shared count that two threads bounce between them.
 pub struct Meter {
-    metrics: Arc<CallMetrics>,
     index: usize,
     started: Instant,
 }
 
 impl Meter {
-    pub fn start(metrics: &Arc<CallMetrics>, index: usize) -> Self {
+    pub fn start(index: usize) -> Self {
         Meter {
-            metrics: Arc::clone(metrics),
             index,
             started: Instant::now(),
         }
     }
 
-    pub fn finish<T>(self, result: &Result<T>) {
-        self.finish_as(result.as_ref().err().map(error_type));
+    pub fn finish<T>(self, metrics: &CallMetrics, result: &Result<T>) {
+        self.finish_as(metrics, result.as_ref().err().map(error_type));
     }
 
     /// Counts the call as failed with `error` (an error type), or as succeeded.
-    pub fn finish_as(self, error: Option<String>) {
-        self.metrics
-            .record(self.index, self.started.elapsed(), error);
+    pub fn finish_as(self, metrics: &CallMetrics, error: Option<String>) {
+        metrics.record(self.index, self.started.elapsed(), error);
     }
 }
 
