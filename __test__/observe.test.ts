@@ -16,6 +16,8 @@ const adapters: any[] = []
 async function open(options: Record<string, unknown> = {}, params: Record<string, string> = {}) {
   const adapter: any = createAdapter(await freshUrl(params), options as any)
   adapters.push(adapter)
+  // Connected first: a transaction's maxWait (2 s) would otherwise include creating every table.
+  await adapter.connect()
   return adapter
 }
 
