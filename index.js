@@ -151,6 +151,7 @@ const failCreate = (message) => {
 
 /** The adapter's observer: its `log`, `slowQueryMs` and `logSecrets` options, and `$on`. */
 function makeObserver(options, target) {
+  observe.lookForTracing()
   return new observe.Observer(options ?? {}, target, binding.StatementLog, failCreate)
 }
 

@@ -19,10 +19,16 @@ function tracingRegistered() {
 }
 
 // Looking a key up on the global object costs ~60-100 ns (a miss walks its prototype chain),
-// ~1% of a call: the registration is looked for on the first call and every 256th after.
+// ~1% of a call: the registration is looked for on the first call after an adapter is
+// created (`lookForTracing`) and on every 256th call.
 const RECHECK_EVERY = 256
 let untilRecheck = 1
 let tracingSeen = false
+/** The next call looks for a tracer provider (an adapter was created: the app is set up). */
+function lookForTracing() {
+  untilRecheck = 1
+}
+
 /** Was a tracer provider registered when last looked (at most 255 calls ago)? */
 function tracingLikely() {
   if (--untilRecheck > 0) return tracingSeen
@@ -381,4 +387,4 @@ function metrics(json, options, fail) {
   fail(`metrics(): \`format\` must be 'json' or 'prometheus', got ${JSON.stringify(format)}`)
 }
 
-module.exports = { Observer, tracingRegistered, tracingLikely, metrics }
+module.exports = { Observer, tracingRegistered, tracingLikely, lookForTracing, metrics }
