@@ -14,6 +14,16 @@ export declare class ClientBridge {
   /** `provider` is the client's `_activeProvider`. */
   constructor(provider: string, options: ClientOptions | undefined | null, rowFactories: Array<(...values: unknown[]) => object>, errorFactory: (name: string, code: string | undefined, message: string, meta: object | undefined, cause: unknown) => Error, stepFactory: (id: number, sql: string, params: unknown[], rows: boolean, then: [string, unknown[]] | null, foldable: number) => object)
   /**
+   * `start`, recording the call's statements in `log` (never folded with others, so
+   * each is its own).
+   */
+  startLogged(methodIndex: number, args: unknown[], log: StatementLog): unknown
+  /**
+   * Calls, errors and latency by method, as `NativeAdapter.metrics()` (the pool is the
+   * client's own).
+   */
+  metrics(): string
+  /**
    * Plans a call: resolves to its first step, or to an `Error` (invalid arguments),
    * which the caller throws.
    */
@@ -49,7 +59,7 @@ export declare class ClientBridge {
    * Forgets a call whose step failed in a way that is not the database's (the
    * transaction closed, the client disconnected): its error goes to the caller as is.
    */
-  abandon(id: number): void
+  abandon(id: number, code?: string | undefined | null): void
 }
 
 /** One adapter: a database and its connections. */
@@ -59,6 +69,15 @@ export declare class NativeAdapter {
   /** The same adapter, with every call on the primary (`$primary()`). */
   primary(): NativeAdapter
   call(methodIndex: number, args: unknown[]): Promise<unknown>
+  /** `call`, recording the statements it runs in `log`. */
+  callLogged(methodIndex: number, args: unknown[], log: StatementLog): Promise<unknown>
+  /** Where the adapter's database is, as traces name it (never the password). */
+  target(): TargetInfo
+  /**
+   * The adapter's counters and gauges now, as JSON in the shape of Prisma's
+   * `$metrics.json()` (index.js formats it, or renders Prometheus text).
+   */
+  metrics(): string
   /** A transaction handle; `begin()` on it starts the database transaction. */
   transaction(timeoutMs: number, maxWaitMs: number, isolationLevel?: string | undefined | null): NativeTransaction
   /**
@@ -76,9 +95,20 @@ export declare class NativeAdapter {
 export declare class NativeTransaction {
   begin(): Promise<void>
   call(methodIndex: number, args: unknown[]): Promise<unknown>
+  /** `call`, recording the statements it runs in `log`. */
+  callLogged(methodIndex: number, args: unknown[], log: StatementLog): Promise<unknown>
   commit(): Promise<void>
   rollback(): Promise<void>
 }
+
+/** Where one call's statements are recorded (`callLogged`), for query events and spans. */
+export declare class StatementLog {
+  /** A log; with `revealSecrets`, secret fields' values appear in `params` as they are. */
+  constructor(revealSecrets: boolean)
+  /** The statements recorded since the last `take()`, in the order they ran. */
+  take(): Array<StatementEntry>
+}
+export type JsStatementLog = StatementLog
 
 export interface AdapterOptions {
   /** Create no tables on first use (you manage the schema yourself). */
@@ -117,3 +147,41 @@ export declare function schemaJson(): string
 
 /** The embedded `schema.prisma` (the single model declaration). */
 export declare function schemaPrisma(): string
+
+/** A statement a call ran, as recorded in a [`JsStatementLog`]. */
+export interface StatementEntry {
+  /** Its SQL text, with placeholders (never values). */
+  sql: string
+  /**
+   * Its bound values as a JSON array; secret fields' values are redacted unless the
+   * log reveals them.
+   */
+  params: string
+  /** The table it reads or writes ('' for transaction control). */
+  table: string
+  /** When it started, in milliseconds since the Unix epoch. */
+  started: number
+  /** How long it ran, in milliseconds. */
+  duration: number
+  /** Rows returned or affected; absent when it failed. */
+  rows?: number
+  /** Does it return rows (`rows` counts those), or only affect them? */
+  returnsRows: boolean
+  /** The Prisma code (or error class) it failed with. */
+  error?: string
+}
+
+/**
+ * Where an adapter's database is, for spans (`db.namespace`, `server.address`,
+ * `server.port`): never a password.
+ */
+export interface TargetInfo {
+  provider: string
+  /**
+   * The database name (PostgreSQL: `database|schema` with a `schema` parameter), the
+   * SQLite file's path, or ':memory:'.
+   */
+  namespace: string
+  address?: string
+  port?: number
+}

@@ -1408,9 +1408,73 @@ export interface KavachNativeAdapter extends KavachAdapterMethods {
   /** With `replicas`: the same adapter with every call on the primary. Otherwise (and through
    * a Prisma client, which decides where its statements go) the same adapter. */
   $primary(): KavachAdapterMethods
+  /** Listens to a level the `log` option names (as Prisma's `$on`): 'query' events per statement,
+   * 'info' once connected, 'warn' for calls over `slowQueryMs`, 'error' for failed calls. */
+  $on(level: 'query', listener: (event: QueryEvent) => void): void
+  $on(level: 'info' | 'warn' | 'error', listener: (event: LogEvent) => void): void
+  /** Counters, gauges and histograms now, in the shape of Prisma's `$metrics.json()`; with
+   * `format: 'prometheus'`, the same as Prometheus text. */
+  metrics(options?: { format?: 'json'; globalLabels?: Record<string, string> }): MetricsSnapshot
+  metrics(options: { format: 'prometheus'; globalLabels?: Record<string, string> }): string
 }
 
-export interface AdapterOptions {
+/** Prisma's log levels; a string prints to stdout, `{ emit: 'event' }` only reaches `$on`. */
+export type LogLevel = 'query' | 'info' | 'warn' | 'error'
+export type LogDefinition = LogLevel | { emit: 'stdout' | 'event'; level: LogLevel }
+/** One statement, in the shape of Prisma 7's query event. */
+export interface QueryEvent {
+  /** When it started. */
+  timestamp: Date
+  /** How long it ran, in milliseconds. */
+  duration: number
+  /** Its SQL, with placeholders. */
+  query: string
+  /** Its bound values as a JSON array; secret fields show `[redacted]` unless `logSecrets`. */
+  params: string
+  target: 'kavach-native'
+}
+/** An 'info', 'warn' or 'error' event, as Prisma's; a slow-call warning also has `method`, `duration`
+ * (of the call, ms), `query` (its slowest statement) and `statements`. */
+export interface LogEvent {
+  timestamp: Date
+  message: string
+  /** The method (warn, error), or kavach-native. */
+  target: string
+  method?: string
+  duration?: number
+  query?: string
+  statements?: { query: string; params: string; duration: number }[]
+}
+export interface Metric<V> {
+  key: string
+  labels: Record<string, string>
+  value: V
+  description: string
+}
+/** Histogram buckets: `[upper bound (null: +Inf), count in that bucket]`. */
+export interface HistogramValue {
+  buckets: [number | null, number][]
+  sum: number
+  count: number
+}
+export interface MetricsSnapshot {
+  counters: Metric<number>[]
+  gauges: Metric<number>[]
+  histograms: Metric<HistogramValue>[]
+}
+
+/** What every adapter observes: logs, events, slow calls. */
+export interface ObserveOptions {
+  /** Prisma's `log` option: levels to print, or `{ emit: 'event', level }` for `$on` only. */
+  log?: LogDefinition[]
+  /** Calls taking at least this many milliseconds emit a 'warn' event (with `log` naming 'warn'). */
+  slowQueryMs?: number
+  /** Show secret fields' values (token and key hashes, codes, secrets) in query events. Off by
+   * default; passwords of the URL never appear. */
+  logSecrets?: boolean
+}
+
+export interface AdapterOptions extends ObserveOptions {
   /** Create no tables on first use (you manage the schema yourself). */
   skipMigrations?: boolean
   /** SQLite: how dates are written: 'iso8601' (Prisma 7's default), 'unixepoch-ms' (Prisma's
@@ -1438,7 +1502,7 @@ export interface PrismaClientLike {
   $queryRawUnsafe(query: string, ...values: any[]): PromiseLike<unknown>
   $executeRawUnsafe(query: string, ...values: any[]): PromiseLike<number>
 }
-export interface ClientAdapterOptions {
+export interface ClientAdapterOptions extends ObserveOptions {
   /** SQLite: how DateTime columns hold dates (default 'iso8601', Prisma 7's). */
   timestampFormat?: 'iso8601' | 'unixepoch-ms' | 'unixepoch-s'
 }

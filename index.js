@@ -6,6 +6,8 @@
 // (`createClientAdapter` below); errors are Prisma's own classes either way (`errors`).
 
 const binding = loadBinding()
+const observe = require('./observe.js')
+const { tracingLikely, tracingRegistered } = observe
 
 // The platform's `.node` comes from an optional dependency (kavach-native-<platform>) or,
 // in a source checkout, from `npm run build`. When neither is there, say which package
@@ -75,13 +77,16 @@ const ROW_FACTORIES = JSON.parse(binding.schemaJson()).map((model) => {
 const DEFAULT_TIMEOUT_MS = 5000
 const DEFAULT_MAX_WAIT_MS = 2000
 
-function bindMethods(handle) {
+function bindMethods(handle, observer) {
   const adapter = {}
   METHOD_NAMES.forEach((name, index) => {
+    const run = (args) => (log) => (log ? handle.callLogged(index, args, log) : handle.call(index, args))
     // Every failure is a rejected promise, as with an async method: even reading the
     // arguments (a getter or Proxy trap that throws) does not throw synchronously.
     adapter[name] = (...args) => {
       try {
+        // Nobody listening and no tracer provider: straight to the native call.
+        if (observer.active || tracingLikely()) return observer.call(name, run(args))
         return handle.call(index, args)
       } catch (error) {
         return Promise.reject(error)
@@ -124,7 +129,7 @@ function checkOptionNames(where, options, known) {
   }
 }
 
-const ADAPTER_OPTIONS = ['skipMigrations', 'timestampFormat', 'replicas']
+const ADAPTER_OPTIONS = ['skipMigrations', 'timestampFormat', 'replicas', 'log', 'slowQueryMs', 'logSecrets']
 const TRANSACTION_OPTIONS = ['timeout', 'maxWait', 'isolationLevel']
 
 function adapterOptions(options) {
@@ -141,7 +146,26 @@ function adapterOptions(options) {
   if (replicas !== undefined && !(Array.isArray(replicas) && replicas.every((url) => typeof url === 'string'))) {
     throw validationError('createAdapter()', '`replicas` must be an array of postgresql:// URLs')
   }
-  return options
+  return { skipMigrations, timestampFormat, replicas }
+}
+
+const failCreate = (message) => {
+  throw validationError('createAdapter()', message)
+}
+
+/** The adapter's observer: its `log`, `slowQueryMs` and `logSecrets` options, and `$on`. */
+function makeObserver(options, target) {
+  observe.lookForTracing()
+  return new observe.Observer(options ?? {}, target, binding.StatementLog, failCreate)
+}
+
+/** `$on` and `metrics()` on an adapter. */
+function addObservers(adapter, observer, snapshot) {
+  observer.snapshot = snapshot
+  adapter.$on = (level, listener) => observer.on(level, listener)
+  adapter.metrics = (options) => observe.metrics(snapshot(), options, (message) => {
+    throw validationError('metrics()', message)
+  })
 }
 
 function transactionSettings(options) {
@@ -168,23 +192,30 @@ function describe(value) {
   return value === null ? 'null' : typeof value
 }
 
-async function runTransaction(native, fn, options) {
+async function runTransaction(native, observer, fn, options) {
   if (typeof fn !== 'function') throw validationError('transaction()', 'the first argument must be a function (tx) => Promise')
   const { timeout, maxWait, isolationLevel } = transactionSettings(options)
   const handle = native.transaction(timeout, maxWait, isolationLevel)
-  await handle.begin()
-  const tx = bindMethods(handle)
-  // A nested transaction joins the one already open, as Prisma's does.
-  tx.transaction = (inner) => Promise.resolve().then(() => inner(tx))
-  let result
-  try {
-    result = await fn(tx)
-  } catch (error) {
-    await handle.rollback().catch(() => {})
-    throw error
+  // Observed (query events, or a span with the calls inside nesting under it), BEGIN,
+  // COMMIT and ROLLBACK are timed as statements of their own.
+  const body = async (record) => {
+    const time = (sql, promise) => (record ? record(sql, promise) : promise)
+    await time('BEGIN', handle.begin())
+    const tx = bindMethods(handle, observer)
+    // A nested transaction joins the one already open, as Prisma's does.
+    tx.transaction = (inner) => Promise.resolve().then(() => inner(tx))
+    let result
+    try {
+      result = await fn(tx)
+    } catch (error) {
+      await time('ROLLBACK', handle.rollback()).catch(() => {})
+      throw error
+    }
+    await time('COMMIT', handle.commit())
+    return result
   }
-  await handle.commit()
-  return result
+  if (observer.query || tracingRegistered()) return observer.transaction(body)
+  return body(undefined)
 }
 
 // ---------------------------------------------------------------- errors
@@ -457,7 +488,7 @@ async function drive(bridge, queryable, step) {
       if (failure === undefined) {
         // Not the database's refusal (the transaction closed or timed out, the client was
         // disconnected ...): Prisma's own error, as it is.
-        bridge.abandon(step.id)
+        bridge.abandon(step.id, errorType(error))
         throw error
       }
       next = bridge.fail(step.id, failure.code, failure.message, failure.kind, error)
@@ -484,7 +515,7 @@ async function writeAndReadBack(bridge, client, step) {
   } catch (error) {
     const failure = databaseFailure(error)
     if (failure === undefined) {
-      bridge.abandon(step.id)
+      bridge.abandon(step.id, errorType(error))
       throw error
     }
     return finish(bridge.fail(step.id, failure.code, failure.message, failure.kind, error))
@@ -500,12 +531,18 @@ function finish(result) {
   return result
 }
 
-function bindClient(bridge, client, inTransaction) {
+/** What metrics count a failure a Prisma client threw as: its code, else its class. */
+function errorType(error) {
+  return String((error && error.code) || (error && error.name) || 'Error')
+}
+
+function bindClient(bridge, client, inTransaction, observer) {
   const adapter = {}
   const folder = new Folder(bridge, client)
   METHOD_NAMES.forEach((name, index) => {
-    adapter[name] = async (...args) => {
-      const step = bridge.start(index, args)
+    // With a statement log the call is never folded: its statements are its own.
+    const run = async (args, log) => {
+      const step = log ? bridge.startLogged(index, args, log) : bridge.start(index, args)
       if (!(step instanceof Step)) {
         if (step instanceof Error) throw step
         return step
@@ -513,6 +550,14 @@ function bindClient(bridge, client, inTransaction) {
       if (step.foldable >= 0) return folder.add(step)
       if (step.readBack === null || inTransaction) return drive(bridge, client, step)
       return writeAndReadBack(bridge, client, step)
+    }
+    adapter[name] = (...args) => {
+      try {
+        if (observer.active || tracingLikely()) return observer.call(name, (log) => run(args, log))
+        return run(args, undefined)
+      } catch (error) {
+        return Promise.reject(error)
+      }
     }
   })
   return adapter
@@ -543,10 +588,12 @@ function createClientAdapter(client, options) {
     if (error && error.code === 'InvalidArg') throw makeError(errorClasses(), clientVersionOf(client), 'PrismaClientValidationError', undefined, error.message)
     throw error
   }
+  // The client's own pool is the app's: spans name the provider only.
+  const observer = makeObserver(options, { provider, namespace: '' })
   // An interactive transaction's client has no $connect: calls on it run in that
   // transaction, and `transaction(fn)` joins it, as a nested Prisma transaction would.
   const inTransaction = typeof client.$connect !== 'function'
-  const adapter = bindClient(bridge, client, inTransaction)
+  const adapter = bindClient(bridge, client, inTransaction, observer)
   if (inTransaction) {
     adapter.transaction = async (fn, txOptions) => {
       if (typeof fn !== 'function') throw validationError('transaction()', 'the first argument must be a function (tx) => Promise')
@@ -557,13 +604,18 @@ function createClientAdapter(client, options) {
     adapter.transaction = async (fn, txOptions) => {
       if (typeof fn !== 'function') throw validationError('transaction()', 'the first argument must be a function (tx) => Promise')
       const settings = clientTransactionOptions(txOptions)
-      return client.$transaction((tx) => {
-        const txAdapter = bindClient(bridge, tx, true)
-        txAdapter.transaction = (inner) => Promise.resolve().then(() => inner(txAdapter))
-        return fn(txAdapter)
-      }, settings)
+      const body = () =>
+        client.$transaction((tx) => {
+          const txAdapter = bindClient(bridge, tx, true, observer)
+          txAdapter.transaction = (inner) => Promise.resolve().then(() => inner(txAdapter))
+          return fn(txAdapter)
+        }, settings)
+      // BEGIN and COMMIT are the client's own (its query events and spans show them).
+      if (tracingRegistered()) return observer.transaction(body)
+      return body()
     }
   }
+  addObservers(adapter, observer, () => bridge.metrics())
   // The app's client is the app's: never connected, disconnected or migrated from here.
   adapter.connect = async () => []
   adapter.close = async () => {}
@@ -594,14 +646,16 @@ function createAdapter(url, options) {
     if (error && error.code === 'InvalidArg') throw makeError(errorClasses(), ownClientVersion(), 'PrismaClientValidationError', undefined, error.message)
     throw error
   }
-  const adapter = bindMethods(native)
-  adapter.transaction = (fn, txOptions) => runTransaction(native, fn, txOptions)
+  const observer = makeObserver(options, native.target())
+  const adapter = bindMethods(native, observer)
+  adapter.transaction = (fn, txOptions) => runTransaction(native, observer, fn, txOptions)
   adapter.connect = () => native.connect()
   adapter.close = () => native.close()
   // Every call on the primary (with `replicas`), as @prisma/extension-read-replicas' $primary().
-  const primary = bindMethods(native.primary())
+  const primary = bindMethods(native.primary(), observer)
   primary.transaction = adapter.transaction
   adapter.$primary = () => primary
+  addObservers(adapter, observer, () => native.metrics())
   return adapter
 }
 

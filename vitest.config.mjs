@@ -6,7 +6,7 @@ const servers = [
   { name: 'postgresql', env: 'KAVACH_TEST_PG_URL', example: 'postgresql://postgres@127.0.0.1:5432/test' },
   { name: 'mysql', env: 'KAVACH_TEST_MYSQL_URL', example: 'mysql://root@127.0.0.1:3306/test' },
 ]
-const serverSuites = ['__test__/client.test.ts', '__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/servers.test.ts', '__test__/parity/differential-servers.test.ts', '__test__/fuzz.test.ts', '__test__/kill.test.ts', '__test__/worker.test.ts', '__test__/robustness.test.ts', '__test__/replicas.test.ts']
+const serverSuites = ['__test__/client.test.ts', '__test__/methods.test.ts', '__test__/transactions.test.ts', '__test__/dispatch.test.ts', '__test__/more-tables.test.ts', '__test__/servers.test.ts', '__test__/parity/differential-servers.test.ts', '__test__/fuzz.test.ts', '__test__/kill.test.ts', '__test__/worker.test.ts', '__test__/robustness.test.ts', '__test__/replicas.test.ts', '__test__/observe.test.ts', '__test__/tracing.test.ts']
 // The PostgreSQL suites that also run through PgBouncer (pgbouncer=true), in transaction and
 // in session pooling (scripts/servers.sh starts both): the adapter goes through it, set-up and
 // checks go to the server directly.

@@ -12,7 +12,7 @@ const root = path.resolve(__dirname, '..')
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kavach-loader-'))
 const pkgDir = path.join(work, 'node_modules/kavach-native')
 fs.mkdirSync(pkgDir, { recursive: true })
-for (const file of ['index.js', 'binding.js', 'package.json']) fs.copyFileSync(path.join(root, file), path.join(pkgDir, file))
+for (const file of ['index.js', 'observe.js', 'binding.js', 'package.json']) fs.copyFileSync(path.join(root, file), path.join(pkgDir, file))
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }))
 
 // Fakes process.platform / process.arch, and on Linux what /usr/bin/ldd says and whether the

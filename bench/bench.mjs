@@ -31,6 +31,7 @@ const SPEC = {
   mysql: { type: 'string', default: undefined, help: 'run on MySQL/MariaDB instead: base URL; a fresh database is created on the server and dropped at the end' },
   pool: { type: 'number', default: 4, help: 'servers: connections in the pool of every contender' },
   scale: { type: 'flag', help: `production-size tables: --rows ${SCALE_ROWS} (agents, audit logs, trust scores); compared with the last full run at 10k rows` },
+  observe: { type: 'string', default: 'none', help: 'what observes the native contenders: none | query (a query-event listener) | trace (an OpenTelemetry tracer provider, spans dropped)' },
   help: { type: 'flag', help: 'show this help' },
 }
 
@@ -51,6 +52,7 @@ if (args.scale) args.rows = SCALE_ROWS
 const SYNC = String(args.synchronous).toUpperCase()
 if (!['FULL', 'NORMAL'].includes(SYNC)) { console.error('--synchronous must be full or normal'); process.exit(2) }
 if (!(args.reps >= 1)) { console.error('--reps must be >= 1'); process.exit(2) }
+try { L.observe(args.observe) } catch (e) { console.error(e.message); process.exit(2) }
 const resultsFile = args.results ?? (args.quick ? null : path.join(L.BENCH_DIR, 'RESULTS.md'))
 const log = (...a) => console.error(...a)
 

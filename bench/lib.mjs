@@ -203,8 +203,36 @@ export function rawAdapter(file, synchronous) {
   }
 }
 
+/**
+ * What the native contenders are observed by (`--observe`): nothing (the default), a query-event
+ * listener, or an OpenTelemetry tracer provider whose spans go to an exporter that drops them.
+ */
+let observing = 'none'
+export const OBSERVE_MODES = ['none', 'query', 'trace']
+export function observe(mode) {
+  if (!OBSERVE_MODES.includes(mode)) throw new Error(`--observe must be one of ${OBSERVE_MODES.join(', ')}`)
+  observing = mode
+  if (mode === 'trace') {
+    const { context, trace } = require('@opentelemetry/api')
+    const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks')
+    const { BasicTracerProvider, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base')
+    const dropping = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} }
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(dropping)] }))
+  }
+}
+
+/** A native adapter on `url`, observed as `--observe` asks. */
+export function createNative(url) {
+  if (observing !== 'query') return native.createAdapter(url)
+  const adapter = native.createAdapter(url, { log: [{ emit: 'event', level: 'query' }] })
+  let events = 0
+  adapter.$on('query', () => void events++)
+  return adapter
+}
+
 export function nativeAdapter(file) {
-  const adapter = native.createAdapter(`file:${file}`)
+  const adapter = createNative(`file:${file}`)
   // The native adapter opens its connections with PRAGMA synchronous = FULL and has no option for
   // it yet, so --synchronous normal does not reach it.
   adapter.synchronousInEffect = () => 'FULL (set by the adapter)'

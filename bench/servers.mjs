@@ -135,7 +135,7 @@ export async function postgres(baseUrl, { rows, pool, log, clientDir }) {
   // native adapter's default is sslmode=prefer (it negotiates TLS when the server offers it): without
   // an sslmode in the URL, all three run without TLS.
   if (!nativeUrl.searchParams.has('sslmode')) nativeUrl.searchParams.set('sslmode', 'disable')
-  const makeNative = () => L.native.createAdapter(nativeUrl.toString())
+  const makeNative = () => L.createNative(nativeUrl.toString())
 
   const makePrisma = async () => {
     const { PrismaClient } = require(clientDir)
@@ -243,7 +243,7 @@ export async function mysql(baseUrl, { rows, pool, log, clientDir }) {
   const nativeUrl = new URL(baseUrl)
   nativeUrl.pathname = `/${database}`
   nativeUrl.searchParams.set('connection_limit', String(pool))
-  const makeNative = () => L.native.createAdapter(nativeUrl.toString())
+  const makeNative = () => L.createNative(nativeUrl.toString())
 
   const makePrisma = async () => {
     const { PrismaClient } = require(clientDir)

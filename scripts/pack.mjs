@@ -80,7 +80,7 @@ if (packed.length === 0) fail(`no ${binaryName}.<platform>.node in ${root} or np
 if (skipped.length > 0) log(`no binary built here for: ${skipped.join(', ')} (built on those platforms, or by npm run build:linux)`)
 
 const mainResult = npmPack(root)
-const unexpected = mainResult.files.filter((f) => !/^(index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|schema\.prisma|README\.md|package\.json|LICENSE|bin\/kavach-native\.js)$/.test(f))
+const unexpected = mainResult.files.filter((f) => !/^(index\.js|observe\.js|index\.d\.ts|binding\.js|binding\.d\.ts|schema\.prisma|README\.md|package\.json|LICENSE|bin\/kavach-native\.js)$/.test(f))
 if (unexpected.length > 0) fail(`kavach-native would ship unexpected files: ${unexpected.join(', ')}`)
 log(`kavach-native: ${path.basename(mainResult.file)} (${(mainResult.size / 1e3).toFixed(0)} kB packed: ${mainResult.files.join(', ')})`)
 

@@ -30,9 +30,11 @@ use crate::dialect::{Channel, Dialect};
 use crate::error::{map_database_error, ErrorContext, KavachError, Result};
 use crate::js::{self, check, Builders, ErrorFactory, JsArgs, RowFactories};
 use crate::methods::METHODS;
+use crate::observe::{self, CallMetrics, Meter, PoolStats, StatementLog};
 use crate::plan::{fold_keys, plan_fold, plan_for, Bound, Expect, Statement, FOLD_TAG};
 use crate::schema::{Field, Model, ScalarType, SCHEMA};
 use crate::value::{TimestampFormat, Value};
+use crate::JsStatementLog;
 
 /// A statement the interpreter waits on.
 struct Request {
@@ -137,6 +139,8 @@ struct Call {
     fold: Option<(u32, Vec<(usize, Value)>)>,
     /// The adapter method called: its errors name it, as over sqlx.
     method: &'static str,
+    /// Times it for `metrics()`.
+    meter: Option<Meter>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -162,6 +166,7 @@ pub struct ClientBridge {
     /// (held in an array, as Node 20 references objects only).
     keys: RefCell<Vec<Option<sys::napi_ref>>>,
     next_id: Counter<u32>,
+    metrics: CallMetrics,
 }
 
 impl ObjectFinalize for ClientBridge {
@@ -225,7 +230,31 @@ impl ClientBridge {
             folds: RefCell::new(HashMap::new()),
             keys: RefCell::new(vec![None; SCHEMA.models.len()]),
             next_id: Counter::new(1),
+            metrics: CallMetrics::default(),
         })
+    }
+
+    /// `start`, recording the call's statements in `log` (never folded with others, so
+    /// each is its own).
+    #[napi(
+        ts_args_type = "methodIndex: number, args: unknown[], log: StatementLog",
+        ts_return_type = "unknown"
+    )]
+    pub fn start_logged<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+        log: &JsStatementLog,
+    ) -> napi::Result<Unknown<'env>> {
+        self.start_call(env, method_index, args, Some(log.log()))
+    }
+
+    /// Calls, errors and latency by method, as `NativeAdapter.metrics()` (the pool is the
+    /// client's own).
+    #[napi]
+    pub fn metrics(&self) -> String {
+        observe::snapshot(self.dialect.provider(), &self.metrics, PoolStats::None).to_string()
     }
 
     /// Plans a call: resolves to its first step, or to an `Error` (invalid arguments),
@@ -240,39 +269,7 @@ impl ClientBridge {
         method_index: u32,
         args: JsArgs,
     ) -> napi::Result<Unknown<'env>> {
-        let env = env.raw();
-        let method = match crate::method(method_index) {
-            Ok(method) => method,
-            Err(err) => return self.finished(env, Err(err), None),
-        };
-        let plan = match plan_for(method, &args.0, self.dialect, Channel::PrismaClient) {
-            Ok(plan) => plan,
-            Err(err) => return self.finished(env, Err(err.in_method(method.name)), None),
-        };
-        // A read of at most one row by its keys can share a statement with other such reads
-        // of its method (see `fold`).
-        let fold = match plan.expect == Expect::Optional && !plan.is_compound() {
-            true => fold_keys(method, &args.0, self.dialect).map(|keys| (method_index, keys)),
-            false => None,
-        };
-        let first = FirstStep {
-            then: plan.is_compound().then(|| plan.statement.clone()),
-            foldable: fold.as_ref().map(|(method, _)| *method),
-        };
-        let exchange = Arc::new(Mutex::new(Exchange::default()));
-        let mut queryable = ClientQueryable {
-            exchange: Arc::clone(&exchange),
-        };
-        let future = Box::pin(async move { run_plan(&mut queryable, &plan).await });
-        let id = self.new_id();
-        let call = Call {
-            future,
-            exchange,
-            running: None,
-            fold,
-            method: method.name,
-        };
-        self.drive(env, id, call, Some(first), None)
+        self.start_call(env, method_index, args, None)
     }
 
     /// Hands back what the client returned for a step: its rows, or its count.
@@ -428,9 +425,66 @@ impl ClientBridge {
 
     /// Forgets a call whose step failed in a way that is not the database's (the
     /// transaction closed, the client disconnected): its error goes to the caller as is.
-    #[napi]
-    pub fn abandon(&self, id: u32) {
-        self.take(id);
+    #[napi(ts_args_type = "id: number, code?: string | undefined | null")]
+    pub fn abandon(&self, id: u32, code: Option<String>) {
+        if let Some(meter) = self.take(id).and_then(|call| call.meter) {
+            meter.finish_as(
+                &self.metrics,
+                Some(code.unwrap_or_else(|| "PrismaClientError".into())),
+            );
+        }
+    }
+}
+
+impl ClientBridge {
+    fn start_call<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+        log: Option<StatementLog>,
+    ) -> napi::Result<Unknown<'env>> {
+        let env = env.raw();
+        let method = match crate::method(method_index) {
+            Ok(method) => method,
+            Err(err) => return self.finished(env, Err(err), None),
+        };
+        let meter = Meter::start(method_index as usize);
+        let plan = match plan_for(method, &args.0, self.dialect, Channel::PrismaClient) {
+            Ok(plan) => plan,
+            Err(err) => {
+                let result = Err(err.in_method(method.name));
+                meter.finish(&self.metrics, &result);
+                return self.finished(env, result, None);
+            }
+        };
+        let logged = log.is_some();
+        let plan = plan.logged(log);
+        // A read of at most one row by its keys can share a statement with other such reads
+        // of its method (see `fold`).
+        let fold = match plan.expect == Expect::Optional && !plan.is_compound() && !logged {
+            true => fold_keys(method, &args.0, self.dialect).map(|keys| (method_index, keys)),
+            false => None,
+        };
+        let first = FirstStep {
+            then: plan.is_compound().then(|| plan.statement.clone()),
+            foldable: fold.as_ref().map(|(method, _)| *method),
+        };
+        let exchange = Arc::new(Mutex::new(Exchange::default()));
+        let mut queryable = ClientQueryable {
+            exchange: Arc::clone(&exchange),
+        };
+        let future = Box::pin(async move { run_plan(&mut queryable, &plan).await });
+        let id = self.new_id();
+        let call = Call {
+            future,
+            exchange,
+            running: None,
+            fold,
+            method: method.name,
+            meter: Some(meter),
+        };
+        self.drive(env, id, call, Some(first), None)
     }
 }
 
@@ -477,6 +531,9 @@ impl ClientBridge {
         let mut context = Context::from_waker(std::task::Waker::noop());
         if let Poll::Ready(result) = call.future.as_mut().poll(&mut context) {
             let result = result.map_err(|err| err.in_method(call.method));
+            if let Some(meter) = call.meter.take() {
+                meter.finish(&self.metrics, &result);
+            }
             return self.finished(env, result, cause);
         }
         let Some(request) = lock(&call.exchange).asked.take() else {

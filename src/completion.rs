@@ -14,6 +14,7 @@ use napi::sys;
 use crate::db::{Deliver, Outcome};
 use crate::error::KavachError;
 use crate::js::{Builders, ErrorFactory, RowFactories};
+use crate::observe::{CallMetrics, Meter, StatementLog};
 
 struct Deferred(sys::napi_deferred);
 
@@ -41,6 +42,8 @@ struct Shared {
 /// Settles an adapter's promises on the JS thread that created them.
 pub struct Completer {
     shared: Arc<Shared>,
+    /// Calls, errors and latency of the adapter's calls (its transactions' too).
+    pub metrics: CallMetrics,
 }
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
@@ -105,7 +108,10 @@ impl Completer {
                 "cleanup hook",
             )?;
         }
-        Ok(Arc::new(Completer { shared }))
+        Ok(Arc::new(Completer {
+            shared,
+            metrics: CallMetrics::default(),
+        }))
     }
 
     /// A new promise (on the JS thread) and the reply that settles it from any thread.
@@ -129,6 +135,8 @@ impl Completer {
             completer: Arc::clone(self),
             deferred: Some(Deferred(deferred)),
             method: None,
+            meter: None,
+            log: None,
         };
         Ok((reply, promise))
     }
@@ -237,17 +245,36 @@ pub struct JsReply {
     deferred: Option<Deferred>,
     /// The adapter method the promise answers for: its errors name it.
     method: Option<&'static str>,
+    /// Times the call for `metrics()`.
+    meter: Option<Meter>,
+    /// Where the call's statements are recorded, when its caller listens.
+    log: Option<StatementLog>,
 }
 
 impl JsReply {
-    pub fn for_method(mut self, name: &'static str) -> Self {
-        self.method = Some(name);
+    /// The reply to a call of `method`, timed by `meter`; its statements go to `log`.
+    pub fn for_call(
+        mut self,
+        method: &'static str,
+        meter: Meter,
+        log: Option<StatementLog>,
+    ) -> Self {
+        self.method = Some(method);
+        self.meter = Some(meter);
+        self.log = log;
         self
     }
 }
 
 impl Deliver for JsReply {
+    fn statement_log(&self) -> Option<StatementLog> {
+        self.log.clone()
+    }
+
     fn deliver(mut self: Box<Self>, result: Result<Outcome, KavachError>) -> bool {
+        if let Some(meter) = self.meter.take() {
+            meter.finish(&self.completer.metrics, &result);
+        }
         if let Some(deferred) = self.deferred.take() {
             let result = match (result, self.method) {
                 (Err(err), Some(method)) => Err(err.in_method(method)),

@@ -19,6 +19,7 @@ pub mod dialect;
 pub mod error;
 mod js;
 pub mod methods;
+pub mod observe;
 pub mod plan;
 pub mod schema;
 pub mod value;
@@ -36,6 +37,7 @@ use crate::db::{Adapter, Deliver, Outcome, Transaction, TxSettings};
 use crate::error::KavachError;
 use crate::js::{ErrorFactory, JsArgs, RowFactories};
 use crate::methods::{Method, METHODS};
+use crate::observe::{Meter, StatementLog};
 
 #[napi(object, object_to_js = false)]
 pub struct AdapterOptions {
@@ -86,6 +88,70 @@ fn timer_duration(option: &str, ms: f64) -> napi::Result<Duration> {
             Status::InvalidArg,
             format!("Invalid `transaction()` invocation: `{option}` must be a number of milliseconds from 0 to {MAX_TIMER_MS}"),
         ))
+    }
+}
+
+/// Where one call's statements are recorded (`callLogged`), for query events and spans.
+#[napi(js_name = "StatementLog")]
+pub struct JsStatementLog {
+    log: StatementLog,
+}
+
+/// A statement a call ran, as recorded in a [`JsStatementLog`].
+#[napi(object)]
+pub struct StatementEntry {
+    /// Its SQL text, with placeholders (never values).
+    pub sql: String,
+    /// Its bound values as a JSON array; secret fields' values are redacted unless the
+    /// log reveals them.
+    pub params: String,
+    /// The table it reads or writes ('' for transaction control).
+    pub table: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started: f64,
+    /// How long it ran, in milliseconds.
+    pub duration: f64,
+    /// Rows returned or affected; absent when it failed.
+    pub rows: Option<f64>,
+    /// Does it return rows (`rows` counts those), or only affect them?
+    pub returns_rows: bool,
+    /// The Prisma code (or error class) it failed with.
+    pub error: Option<String>,
+}
+
+impl JsStatementLog {
+    pub(crate) fn log(&self) -> StatementLog {
+        self.log.clone()
+    }
+}
+
+#[napi]
+impl JsStatementLog {
+    /// A log; with `revealSecrets`, secret fields' values appear in `params` as they are.
+    #[napi(constructor)]
+    pub fn new(reveal_secrets: bool) -> Self {
+        JsStatementLog {
+            log: StatementLog::new(reveal_secrets),
+        }
+    }
+
+    /// The statements recorded since the last `take()`, in the order they ran.
+    #[napi]
+    pub fn take(&self) -> Vec<StatementEntry> {
+        self.log
+            .take()
+            .into_iter()
+            .map(|r| StatementEntry {
+                sql: r.sql,
+                params: r.params,
+                table: r.table.to_string(),
+                started: r.started_ms,
+                duration: r.duration_ms,
+                rows: r.rows.map(|n| n as f64),
+                returns_rows: r.returns_rows,
+                error: r.error,
+            })
+            .collect()
     }
 }
 
@@ -160,18 +226,36 @@ impl NativeAdapter {
         method_index: u32,
         args: JsArgs,
     ) -> napi::Result<Unknown<'env>> {
-        let (reply, promise) = self.completer.promise(env.raw())?;
-        match method(method_index) {
-            Ok(method) => {
-                let reply = reply.for_method(method.name);
-                self.inner
-                    .dispatch_routed(method, args.0, Box::new(reply), self.primary_only)
-            }
-            Err(err) => {
-                Box::new(reply).deliver(Err(err));
-            }
-        }
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
+        self.start_call(env, method_index, args, None)
+    }
+
+    /// `call`, recording the statements it runs in `log`.
+    #[napi(
+        ts_args_type = "methodIndex: number, args: unknown[], log: StatementLog",
+        ts_return_type = "Promise<unknown>"
+    )]
+    pub fn call_logged<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+        log: &JsStatementLog,
+    ) -> napi::Result<Unknown<'env>> {
+        self.start_call(env, method_index, args, Some(log.log()))
+    }
+
+    /// Where the adapter's database is, as traces name it (never the password).
+    #[napi]
+    pub fn target(&self) -> observe::TargetInfo {
+        observe::target_info(self.inner.dialect(), self.inner.config())
+    }
+
+    /// The adapter's counters and gauges now, as JSON in the shape of Prisma's
+    /// `$metrics.json()` (index.js formats it, or renders Prometheus text).
+    #[napi]
+    pub fn metrics(&self) -> String {
+        let provider = self.inner.dialect().provider();
+        observe::snapshot(provider, &self.completer.metrics, self.inner.pool_stats()).to_string()
     }
 
     /// A transaction handle; `begin()` on it starts the database transaction.
@@ -212,6 +296,30 @@ impl NativeAdapter {
     }
 }
 
+impl NativeAdapter {
+    fn start_call<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+        log: Option<StatementLog>,
+    ) -> napi::Result<Unknown<'env>> {
+        let (reply, promise) = self.completer.promise(env.raw())?;
+        match method(method_index) {
+            Ok(method) => {
+                let meter = Meter::start(method_index as usize);
+                let reply = reply.for_call(method.name, meter, log);
+                self.inner
+                    .dispatch_routed(method, args.0, Box::new(reply), self.primary_only)
+            }
+            Err(err) => {
+                Box::new(reply).deliver(Err(err));
+            }
+        }
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
+    }
+}
+
 /// An interactive transaction: every call runs on its one connection until commit or
 /// rollback (or its timeout, after which calls fail with P2028).
 #[napi]
@@ -243,6 +351,27 @@ fn started(cell: &OnceCell<Arc<Transaction>>) -> Result<Arc<Transaction>, Kavach
 }
 
 impl NativeTransaction {
+    fn start_call<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+        log: Option<StatementLog>,
+    ) -> napi::Result<Unknown<'env>> {
+        let (reply, promise) = self.completer.promise(env.raw())?;
+        match started(&self.tx).and_then(|tx| Ok((tx, method(method_index)?))) {
+            Ok((tx, method)) => {
+                let meter = Meter::start(method_index as usize);
+                let reply = reply.for_call(method.name, meter, log);
+                tx.dispatch(method, args.0, Box::new(reply))
+            }
+            Err(err) => {
+                Box::new(reply).deliver(Err(err));
+            }
+        }
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
+    }
+
     fn end<'env>(&self, env: &'env Env, sql: &'static str) -> napi::Result<Unknown<'env>> {
         let (reply, promise) = self.completer.promise(env.raw())?;
         match started(&self.tx) {
@@ -280,17 +409,22 @@ impl NativeTransaction {
         method_index: u32,
         args: JsArgs,
     ) -> napi::Result<Unknown<'env>> {
-        let (reply, promise) = self.completer.promise(env.raw())?;
-        match started(&self.tx).and_then(|tx| Ok((tx, method(method_index)?))) {
-            Ok((tx, method)) => {
-                let reply = reply.for_method(method.name);
-                tx.dispatch(method, args.0, Box::new(reply))
-            }
-            Err(err) => {
-                Box::new(reply).deliver(Err(err));
-            }
-        }
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
+        self.start_call(env, method_index, args, None)
+    }
+
+    /// `call`, recording the statements it runs in `log`.
+    #[napi(
+        ts_args_type = "methodIndex: number, args: unknown[], log: StatementLog",
+        ts_return_type = "Promise<unknown>"
+    )]
+    pub fn call_logged<'env>(
+        &self,
+        env: &'env Env,
+        method_index: u32,
+        args: JsArgs,
+        log: &JsStatementLog,
+    ) -> napi::Result<Unknown<'env>> {
+        self.start_call(env, method_index, args, Some(log.log()))
     }
 
     #[napi(ts_return_type = "Promise<void>")]

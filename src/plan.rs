@@ -61,6 +61,8 @@ pub struct Plan {
     pub writes: bool,
     /// With `Expect::Inserted`: the row the insert writes, every field in order.
     pub inserted: Option<Vec<Value>>,
+    /// Where its statements are recorded as they run, when the caller listens.
+    pub log: Option<crate::observe::StatementLog>,
 }
 
 impl Plan {
@@ -68,6 +70,12 @@ impl Plan {
     /// run in a transaction, to see exactly what its own write produced.
     pub fn is_compound(&self) -> bool {
         self.before.is_some()
+    }
+
+    /// The plan, its statements recorded in `log` (if any) as they run.
+    pub fn logged(mut self, log: Option<crate::observe::StatementLog>) -> Self {
+        self.log = log;
+        self
     }
 }
 
@@ -252,6 +260,7 @@ pub fn plan_for(
         expect,
         writes: crate::methods::writes(method),
         inserted,
+        log: None,
     })
 }
 

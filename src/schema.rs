@@ -76,7 +76,17 @@ impl Field {
         self.ty == ScalarType::String
             && (self.name.ends_with("Hash") || SECRET_FIELDS.contains(&self.name.as_str()))
     }
+
+    /// Is its value kept out of logs, events and spans? The credentials above, and the
+    /// secrets no lookup compares (a TOTP seed, backup codes).
+    pub fn is_redacted(&self) -> bool {
+        self.is_secret() || UNCOMPARED_SECRET_FIELDS.contains(&self.name.as_str())
+    }
 }
+
+/// Secret fields that are never a lookup key, so `is_secret`'s exact comparison does not
+/// concern them.
+const UNCOMPARED_SECRET_FIELDS: &[&str] = &["secret", "backupCodes"];
 
 #[derive(Debug, Clone)]
 pub struct Index {

@@ -8,6 +8,7 @@ use std::future::Future;
 
 use crate::error::{KavachError, Result};
 use crate::methods::Returns;
+use crate::observe::{Started, StatementLog};
 use crate::plan::{Expect, Plan, Statement};
 use crate::schema::Model;
 use crate::value::Value;
@@ -56,9 +57,58 @@ pub trait Connection: Queryable {
     fn raw(&mut self, sql: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// A queryable whose statements are recorded in a log (a plan's `log`: a caller listens).
+struct Logged<'a, Q> {
+    inner: &'a mut Q,
+    log: &'a StatementLog,
+}
+
+impl<Q: Queryable + Send> Queryable for Logged<'_, Q> {
+    async fn query(&mut self, statement: &Statement, model: &'static Model) -> Result<Vec<Record>> {
+        let started = Started::now();
+        let result = self.inner.query(statement, model).await;
+        let rows: fn(&Vec<Record>) -> u64 = |rows| rows.len() as u64;
+        let logged = Some((statement, model));
+        (self.log).record(started, logged, &statement.sql, &result, Some(rows), true);
+        result
+    }
+
+    async fn execute(&mut self, statement: &Statement, model: &'static Model) -> Result<u64> {
+        let started = Started::now();
+        let result = self.inner.execute(statement, model).await;
+        let affected: fn(&u64) -> u64 = |n| *n;
+        let logged = Some((statement, model));
+        (self.log).record(
+            started,
+            logged,
+            &statement.sql,
+            &result,
+            Some(affected),
+            false,
+        );
+        result
+    }
+}
+
+impl<Q: Connection + Send> Connection for Logged<'_, Q> {
+    async fn raw(&mut self, sql: &str) -> Result<()> {
+        let started = Started::now();
+        let result = self.inner.raw(sql).await;
+        self.log.record(started, None, sql, &result, None, false);
+        result
+    }
+}
+
 /// Runs `plan` where its statements may run one by one: in a transaction already open,
 /// or when the plan is a single statement.
-pub async fn run_plan(q: &mut impl Queryable, plan: &Plan) -> Result<Outcome> {
+pub async fn run_plan(q: &mut (impl Queryable + Send), plan: &Plan) -> Result<Outcome> {
+    match &plan.log {
+        Some(log) => run_statements(&mut Logged { inner: q, log }, plan).await,
+        None => run_statements(q, plan).await,
+    }
+}
+
+async fn run_statements(q: &mut impl Queryable, plan: &Plan) -> Result<Outcome> {
     let model = plan.model;
     if let Some(write) = &plan.before {
         let affected = q.execute(write, model).await?;
@@ -117,12 +167,19 @@ pub async fn run_plan(q: &mut impl Queryable, plan: &Plan) -> Result<Outcome> {
 /// Outside a transaction, a write followed by its read-back (MySQL has no RETURNING)
 /// runs in its own transaction: the write's row lock keeps others out until the row is
 /// read, so the caller sees exactly what its write produced.
-pub async fn run_atomically(conn: &mut impl Connection, plan: &Plan) -> Result<Outcome> {
+pub async fn run_atomically(conn: &mut (impl Connection + Send), plan: &Plan) -> Result<Outcome> {
+    match &plan.log {
+        Some(log) => atomically(&mut Logged { inner: conn, log }, plan).await,
+        None => atomically(conn, plan).await,
+    }
+}
+
+async fn atomically(conn: &mut impl Connection, plan: &Plan) -> Result<Outcome> {
     if !plan.is_compound() {
-        return run_plan(conn, plan).await;
+        return run_statements(conn, plan).await;
     }
     conn.raw("BEGIN").await?;
-    let result = run_plan(conn, plan).await;
+    let result = run_statements(conn, plan).await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     match conn.raw(end).await {
         Ok(()) => result,

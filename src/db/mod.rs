@@ -29,6 +29,7 @@ use crate::config::{Config, Target};
 use crate::dialect::Dialect;
 use crate::error::{KavachError, Result};
 use crate::methods::Method;
+use crate::observe::{PoolStats, StatementLog};
 use crate::plan::{plan, Plan};
 use crate::value::JsValue;
 
@@ -151,6 +152,14 @@ impl Adapter {
         }
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn check_open(&self) -> Result<()> {
         match self.closed.load(Ordering::Acquire) {
             true => Err(closed_error()),
@@ -206,9 +215,10 @@ impl Adapter {
             Backend::Server(database) => {
                 let (database, dialect) = (Arc::clone(database), self.dialect);
                 let replicas = self.replicas.clone();
+                let log = reply.statement_log();
                 runtime().spawn(async move {
                     let call = async {
-                        let plan = plan(method, &args, dialect)?;
+                        let plan = plan(method, &args, dialect)?.logged(log);
                         match &replicas {
                             Some(replicas) => replicas.call(&database, &plan, primary_only).await,
                             None => database.pool().await?.call(&plan).await,
@@ -263,6 +273,16 @@ impl Adapter {
                     reply.deliver(Err(err.clone()));
                 }
             }
+        }
+    }
+
+    /// The gauges of its connections now (none before it connects).
+    pub fn pool_stats(&self) -> PoolStats {
+        match &self.backend {
+            Backend::Sqlite { executor, .. } => executor
+                .get()
+                .map_or(PoolStats::None, |(executor, _)| executor.stats()),
+            Backend::Server(database) => database.stats(),
         }
     }
 
@@ -572,13 +592,19 @@ impl Transaction {
             }
         }
         let tx = Arc::clone(self);
+        let log = reply.statement_log();
         runtime().spawn(async move {
-            reply.deliver(tx.call(method, args).await);
+            reply.deliver(tx.call(method, args, log).await);
         });
     }
 
-    pub async fn call(&self, method: &'static Method, args: Vec<JsValue>) -> Result<Outcome> {
-        let plan = plan(method, &args, self.dialect)?;
+    pub async fn call(
+        &self,
+        method: &'static Method,
+        args: Vec<JsValue>,
+        log: Option<StatementLog>,
+    ) -> Result<Outcome> {
+        let plan = plan(method, &args, self.dialect)?.logged(log);
         let mut state = self.state.lock().await;
         match &mut *state {
             TxState::Open(lease) => lease.run(plan).await,

@@ -1,6 +1,7 @@
 //! Where a call's result goes: a JS promise (`completion.rs`), or a task awaiting it.
 
 use crate::error::{KavachError, Result};
+use crate::observe::StatementLog;
 
 use super::interpreter::Outcome;
 
@@ -12,6 +13,11 @@ pub trait Deliver: Send {
     /// Has the receiver stopped waiting?
     fn abandoned(&self) -> bool {
         false
+    }
+
+    /// Where the call's statements are to be recorded, if its caller listens.
+    fn statement_log(&self) -> Option<StatementLog> {
+        None
     }
 }
 

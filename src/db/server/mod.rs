@@ -24,6 +24,7 @@ use super::interpreter::{run_atomically, run_plan, Connection, Outcome};
 use super::reply::closed_error;
 use crate::config::Server;
 use crate::error::{map_sqlx_error, ErrorKind, KavachError, Result};
+use crate::observe::PoolStats;
 use crate::plan::Plan;
 
 pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -115,6 +116,13 @@ impl ServerDatabase {
             .unwrap_or_default())
     }
 
+    /// The pool's gauges now (none before it connects).
+    pub(super) fn stats(&self) -> PoolStats {
+        self.pool
+            .get()
+            .map_or(PoolStats::None, |(pool, _)| pool.stats())
+    }
+
     /// Closes the pool; later calls fail with a clear error.
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -146,6 +154,8 @@ pub(super) trait ServerBackend: Send + Sync {
 
     /// The server's current WAL position (a standby's: replayed).
     fn wal_position(&self) -> BoxFuture<'_, Result<u64>>;
+
+    fn stats(&self) -> PoolStats;
 }
 
 /// A pooled connection held for a transaction.
@@ -240,6 +250,10 @@ impl<D: Driver> ServerBackend for Servers<D> {
 
     fn close(&self) {
         self.pool.close();
+    }
+
+    fn stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     fn call_replica<'a>(

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::observe::PoolStats;
+
 type Connect<C> =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<C, sqlx::Error>> + Send>> + Send + Sync>;
 
@@ -20,6 +22,25 @@ struct Shared<C> {
     permits: Arc<Semaphore>,
     open: AtomicUsize,
     closed: AtomicBool,
+    size: usize,
+    /// Acquires waiting for a permit (none was free when they asked).
+    waiting: AtomicUsize,
+}
+
+/// Counts an acquire as waiting until it has a permit or gives up.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(super) struct Pool<C> {
@@ -40,6 +61,8 @@ impl<C: Send + 'static> Pool<C> {
                 permits: Arc::new(Semaphore::new(size.max(1) as usize)),
                 open: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
+                size: size.max(1) as usize,
+                waiting: AtomicUsize::new(0),
             }),
             connect: Box::new(move || Box::pin(connect())),
             acquire_timeout,
@@ -55,13 +78,19 @@ impl<C: Send + 'static> Pool<C> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(sqlx::Error::PoolClosed);
         }
-        let permit = tokio::time::timeout(
-            self.acquire_timeout,
-            Arc::clone(&self.shared.permits).acquire_owned(),
-        )
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)?
-        .map_err(|_| sqlx::Error::PoolClosed)?;
+        let permit = match Arc::clone(&self.shared.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _waiting = Waiting::new(&self.shared.waiting);
+                tokio::time::timeout(
+                    self.acquire_timeout,
+                    Arc::clone(&self.shared.permits).acquire_owned(),
+                )
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?
+            }
+        };
         let idle = self.shared.idle.lock().expect("pool lock").pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -79,6 +108,15 @@ impl<C: Send + 'static> Pool<C> {
             discard: false,
             _permit: permit,
         })
+    }
+
+    pub(super) fn stats(&self) -> PoolStats {
+        PoolStats::Server {
+            size: self.shared.size,
+            open: self.open(),
+            idle: self.shared.idle.lock().expect("pool lock").len(),
+            waiting: self.shared.waiting.load(Ordering::Relaxed),
+        }
     }
 
     /// Closes the idle connections; those in use close when they come back.

@@ -20,6 +20,7 @@ use crate::db::reply::{closed_error, Reply, Waiter};
 use crate::dialect::Dialect;
 use crate::error::{KavachError, Result};
 use crate::methods::Method;
+use crate::observe::{PoolStats, SqliteStats, StatementLog};
 use crate::plan::{plan, Plan};
 use crate::value::JsValue;
 
@@ -57,6 +58,7 @@ pub(crate) struct Executor {
     writer: flume::Sender<Job>,
     readers: Option<(flume::Sender<Job>, usize)>,
     next_tx: Arc<AtomicU64>,
+    stats: Arc<SqliteStats>,
 }
 
 impl Executor {
@@ -68,12 +70,14 @@ impl Executor {
         runtime: Handle,
     ) -> Result<Executor> {
         let (writer_queue, writer_jobs) = flume::unbounded();
+        let stats = Arc::new(SqliteStats::default());
+        let writer_stats = Arc::clone(&stats);
         spawn_thread(
             "kavach-sqlite-writer",
             writer,
             Arc::clone(&formats),
             runtime.clone(),
-            move |conn| run_writer(conn, &writer_jobs),
+            move |conn| run_writer(conn, &writer_jobs, &writer_stats),
         )
         .await?;
         let readers = match readers.len() {
@@ -98,7 +102,22 @@ impl Executor {
             writer: writer_queue,
             readers,
             next_tx: Arc::new(AtomicU64::new(1)),
+            stats,
         })
+    }
+
+    /// Its queues' depths and what its writer counted.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let (reader_queue, readers) = self
+            .readers
+            .as_ref()
+            .map_or((0, 0), |(queue, count)| (queue.len(), *count));
+        PoolStats::Sqlite {
+            writer_queue: self.writer.len(),
+            reader_queue,
+            readers,
+            stats: Arc::clone(&self.stats),
+        }
     }
 
     /// Reads outside transactions go to the readers (if any), the rest to the writer.
@@ -229,20 +248,24 @@ fn serve(
 
 /// Runs one job's work. A panic in it (a bug, never an input: inputs are checked when
 /// planned) fails that job alone; the connection and the thread go on.
-fn perform(conn: &mut RawConnection, work: Work, in_transaction: bool) -> Result<Outcome> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        perform_unguarded(conn, work, in_transaction)
+fn perform(conn: &mut RawConnection, job: Job, in_transaction: bool) -> (Reply, Result<Outcome>) {
+    let Job { work, reply, .. } = job;
+    let log = reply.statement_log();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        perform_unguarded(conn, work, in_transaction, log)
     }))
-    .unwrap_or_else(|panic| Err(KavachError::internal(panic.as_ref())))
+    .unwrap_or_else(|panic| Err(KavachError::internal(panic.as_ref())));
+    (reply, result)
 }
 
 fn perform_unguarded(
     conn: &mut RawConnection,
     work: Work,
     in_transaction: bool,
+    log: Option<StatementLog>,
 ) -> Result<Outcome> {
     let plan = match work {
-        Work::Call(method, args) => plan(method, &args, Dialect::Sqlite)?,
+        Work::Call(method, args) => plan(method, &args, Dialect::Sqlite)?.logged(log),
         Work::Plan(plan) => plan,
         Work::End(sql) => return conn.raw(sql).map(|()| Outcome::Nothing),
         Work::Begin | Work::Close => unreachable!("handled by the executor loop"),
@@ -303,8 +326,9 @@ fn run_reader(conn: &mut RawConnection, jobs: &flume::Receiver<Job>) -> Option<R
     while let Some(job) = next_job(jobs) {
         match job.work {
             Work::Close => return Some(job.reply),
-            work => {
-                job.reply.deliver(perform(conn, work, false));
+            _ => {
+                let (reply, result) = perform(conn, job, false);
+                reply.deliver(result);
             }
         }
     }
@@ -314,7 +338,11 @@ fn run_reader(conn: &mut RawConnection, jobs: &flume::Receiver<Job>) -> Option<R
 /// Writes queued outside transactions run together, up to this many per commit.
 const MAX_BATCH: usize = 64;
 
-fn run_writer(conn: &mut RawConnection, jobs: &flume::Receiver<Job>) -> Option<Reply> {
+fn run_writer(
+    conn: &mut RawConnection,
+    jobs: &flume::Receiver<Job>,
+    stats: &SqliteStats,
+) -> Option<Reply> {
     let mut open: Option<u64> = None;
     // Jobs from outside the open transaction, in arrival order, before any still in `jobs`.
     let mut waiting: VecDeque<Job> = VecDeque::new();
@@ -364,30 +392,33 @@ fn run_writer(conn: &mut RawConnection, jobs: &flume::Receiver<Job>) -> Option<R
                         None => break,
                     }
                 }
-                run_batch(conn, batch);
+                run_batch(conn, batch, stats);
             }
-            work => {
-                let result = match job.tx {
+            _ => {
+                let (reply, result) = match job.tx {
                     Some(id) if open == Some(id) => {
-                        let commit = matches!(work, Work::End("COMMIT"));
-                        let result = perform(conn, work, true);
+                        let commit = matches!(job.work, Work::End("COMMIT"));
+                        let (reply, result) = perform(conn, job, true);
                         if commit && result.is_err() && conn.in_transaction() {
                             // A refused COMMIT (e.g. SQLITE_BUSY) leaves it open.
                             let _ = conn.raw("ROLLBACK");
                         }
-                        result
+                        (reply, result)
                     }
-                    _ => match work {
-                        Work::End(_) => Ok(Outcome::Nothing),
-                        _ => Err(KavachError::transaction(
-                            "Transaction already closed: the database rolled it back.",
-                        )),
+                    _ => match job.work {
+                        Work::End(_) => (job.reply, Ok(Outcome::Nothing)),
+                        _ => (
+                            job.reply,
+                            Err(KavachError::transaction(
+                                "Transaction already closed: the database rolled it back.",
+                            )),
+                        ),
                     },
                 };
                 if open.is_some() && !conn.in_transaction() {
                     open = None;
                 }
-                job.reply.deliver(result);
+                reply.deliver(result);
             }
         }
     }
@@ -401,10 +432,15 @@ fn is_call(work: &Work) -> bool {
 /// call leaves no trace and does not affect the others), so a burst of writes costs
 /// one commit — one sync of the journal — instead of one each. Every caller hears back
 /// only after the commit.
-fn run_batch(conn: &mut RawConnection, batch: Vec<Job>) {
-    if batch.len() == 1 || !batch.iter().any(|job| job.work.writes()) {
+fn run_batch(conn: &mut RawConnection, batch: Vec<Job>, stats: &SqliteStats) {
+    let writes = batch.iter().any(|job| job.work.writes());
+    if writes {
+        stats.committed_batch(batch.len());
+    }
+    if batch.len() == 1 || !writes {
         for job in batch {
-            job.reply.deliver(perform(conn, job.work, false));
+            let (reply, result) = perform(conn, job, false);
+            reply.deliver(result);
         }
         return;
     }
@@ -416,14 +452,17 @@ fn run_batch(conn: &mut RawConnection, batch: Vec<Job>) {
     }
     let mut done: Vec<(Reply, Result<Outcome>)> = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
-    for job in jobs.by_ref() {
-        let result = conn.raw("SAVEPOINT kavach_call").and_then(|()| {
-            let result = perform(conn, job.work, true);
-            if result.is_err() && conn.in_transaction() {
-                let _ = conn.raw("ROLLBACK TO kavach_call");
+    while let Some(job) = jobs.next() {
+        let (reply, result) = match conn.raw("SAVEPOINT kavach_call") {
+            Ok(()) => {
+                let (reply, result) = perform(conn, job, true);
+                if result.is_err() && conn.in_transaction() {
+                    let _ = conn.raw("ROLLBACK TO kavach_call");
+                }
+                (reply, result)
             }
-            result
-        });
+            Err(err) => (job.reply, Err(err)),
+        };
         if !conn.in_transaction() {
             // The database rolled the whole batch back (I/O error, disk full): nothing
             // of it was kept; the rest of the queue runs as a new batch.
@@ -431,15 +470,15 @@ fn run_batch(conn: &mut RawConnection, batch: Vec<Job>) {
             for (reply, _) in done {
                 reply.deliver(Err(cause.clone()));
             }
-            job.reply.deliver(Err(cause));
+            reply.deliver(Err(cause));
             let rest: Vec<Job> = jobs.collect();
             if !rest.is_empty() {
-                run_batch(conn, rest);
+                run_batch(conn, rest, stats);
             }
             return;
         }
         let _ = conn.raw("RELEASE kavach_call");
-        done.push((job.reply, result));
+        done.push((reply, result));
     }
     match conn.raw("COMMIT") {
         Ok(()) => {
