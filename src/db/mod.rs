@@ -326,6 +326,9 @@ impl Adapter {
         isolation: Option<&str>,
     ) -> Result<Arc<Transaction>> {
         let begin_sql = begin_statements(self.dialect, isolation)?;
+        // Connecting (and creating the missing tables) is not waiting for a connection:
+        // `max_wait` starts once the database is there.
+        self.created_tables().await?;
         let mut lease = tokio::time::timeout(max_wait, self.transaction_lease())
             .await
             .map_err(|_| max_wait_passed(max_wait))??;
