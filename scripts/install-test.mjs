@@ -381,7 +381,7 @@ import type { ${types.join(', ')} } from 'kavach-native'
 
 export type AllExportedTypes = [${types.join(', ')}]
 type IsAny<T> = 0 extends 1 & T ? true : false
-type Methods = Exclude<keyof KavachNativeAdapter, 'transaction' | 'connect' | 'close' | '$on' | 'metrics'>
+type Methods = Exclude<keyof KavachNativeAdapter, 'transaction' | 'connect' | 'close' | '$primary' | '$on' | 'metrics'>
 // No method takes or returns \`any\`.
 type AnyResult = { [K in Methods]: IsAny<Awaited<ReturnType<KavachNativeAdapter[K]>>> }[Methods]
 type AnyParam = { [K in Methods]: true extends { [I in keyof Parameters<KavachNativeAdapter[K]>]: IsAny<Parameters<KavachNativeAdapter[K]>[I]> }[number] ? true : false }[Methods]
